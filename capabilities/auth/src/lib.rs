@@ -1,0 +1,79 @@
+//! `auth`: Biscuit tokens. Mints and verifies capability-scoped credentials.
+
+use biscuit_auth::{macros::authorizer, macros::biscuit, Biscuit, PublicKey};
+use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+hakiri_kernel::capability!(register);
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.tool(Tool::typed(
+        "auth.verify",
+        "Verify a base64 biscuit token against a root public key and list its facts",
+        |input: VerifyInput, _ctx| async move { verify(&input).map_err(ToolError::Failed) },
+    ))?;
+    r.check(|_ctx| async { self_check() });
+    Ok(())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyInput {
+    /// The token, URL-safe base64 as biscuit prints it.
+    token: String,
+    /// Root public key, hex (ed25519).
+    public_key: String,
+}
+
+#[derive(Serialize)]
+struct VerifyOutput {
+    valid: bool,
+    blocks: usize,
+    revocation_ids: Vec<String>,
+}
+
+fn verify(input: &VerifyInput) -> Result<VerifyOutput, String> {
+    let bytes = hex_decode(&input.public_key).ok_or("public_key must be hex-encoded ed25519 bytes")?;
+    let key = PublicKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519).map_err(|e| format!("invalid public_key: {e}"))?;
+    let token = Biscuit::from_base64(&input.token, key).map_err(|e| format!("token does not verify: {e}"))?;
+    Ok(VerifyOutput {
+        valid: true,
+        blocks: token.block_count(),
+        revocation_ids: token.revocation_identifiers().iter().map(|id| hex_encode(id)).collect(),
+    })
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Mints a token for one dataset, then checks that it authorizes a read of
+/// that dataset and refuses a write.
+fn self_check() -> CheckOutcome {
+    let run = || -> Result<String, biscuit_auth::error::Token> {
+        let root = biscuit_auth::KeyPair::new();
+        let token = biscuit!(r#"right("sales", "read");"#).build(&root)?;
+        let encoded = token.to_base64()?;
+        let parsed = Biscuit::from_base64(&encoded, root.public())?;
+        let mut read = authorizer!(r#"resource("sales"); operation("read"); allow if right("sales", "read");"#).build(&parsed)?;
+        read.authorize()?;
+        let mut write = authorizer!(r#"resource("sales"); operation("write"); allow if right("sales", "write");"#).build(&parsed)?;
+        if write.authorize().is_ok() {
+            return Ok("BUG: write was authorized".into());
+        }
+        Ok(format!("minted a {}-byte token; read allowed, write denied", encoded.len()))
+    };
+    match run() {
+        Ok(s) if s.starts_with("BUG") => CheckOutcome::Failed(s),
+        Ok(s) => CheckOutcome::Ok(s),
+        Err(e) => CheckOutcome::Failed(e.to_string()),
+    }
+}

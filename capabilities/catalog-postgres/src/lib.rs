@@ -1,0 +1,177 @@
+//! `catalog-postgres`: the dataset catalog in PostgreSQL (`postgres://` URLs).
+
+use anyhow::Context as _;
+use hakiri_kernel::{BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar};
+use serde::Deserialize;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use std::time::Duration;
+
+hakiri_kernel::capability!(register);
+
+/// `[catalog-postgres]` in hakiri.toml.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Used by the self-check; catalogs are otherwise chosen by their URL.
+    pub url: Option<String>,
+}
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.config::<PostgresConfig>()?;
+    r.catalog("postgres", PgBackend)?;
+    r.catalog("postgresql", PgBackend)?;
+    r.check(|ctx| async move {
+        match self_check(&ctx).await {
+            Ok(o) => o,
+            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
+        }
+    });
+    Ok(())
+}
+
+struct PgBackend;
+
+impl CatalogBackend for PgBackend {
+    fn open<'a>(&'a self, url: &'a str, _ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
+        Box::pin(async move { Ok(Box::new(PgCatalog::connect(url).await?) as Box<dyn Catalog>) })
+    }
+}
+
+pub struct PgCatalog {
+    pool: PgPool,
+}
+
+const COLUMNS: &str = "name, version, location, source, rows, bytes, schema, updated";
+
+impl PgCatalog {
+    pub async fn connect(url: &str) -> anyhow::Result<PgCatalog> {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS hakiri_datasets (
+                name TEXT PRIMARY KEY, version BIGINT NOT NULL, location TEXT NOT NULL, source TEXT NOT NULL,
+                rows BIGINT NOT NULL, bytes BIGINT NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .context("cannot create table hakiri_datasets")?;
+        Ok(PgCatalog { pool })
+    }
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn to_entry(r: PgRow) -> anyhow::Result<DatasetEntry> {
+    let schema: String = r.try_get("schema")?;
+    Ok(DatasetEntry {
+        name: r.try_get("name")?,
+        version: r.try_get::<i64, _>("version")? as u64,
+        location: r.try_get("location")?,
+        source: r.try_get("source")?,
+        rows: r.try_get::<i64, _>("rows")? as u64,
+        bytes: r.try_get::<i64, _>("bytes")? as u64,
+        schema: serde_json::from_str(&schema).unwrap_or(serde_json::Value::Null),
+        updated: r.try_get("updated")?,
+    })
+}
+
+impl Catalog for PgCatalog {
+    fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
+        Box::pin(async move {
+            let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM hakiri_datasets ORDER BY name"))
+                .fetch_all(&self.pool)
+                .await?;
+            rows.into_iter().map(to_entry).collect()
+        })
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>> {
+        Box::pin(async move {
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM hakiri_datasets WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(to_entry).transpose()
+        })
+    }
+
+    fn publish(&self, e: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "INSERT INTO hakiri_datasets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, location = EXCLUDED.location,
+                 source = EXCLUDED.source, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, schema = EXCLUDED.schema,
+                 updated = EXCLUDED.updated"
+            ))
+            .bind(&e.name)
+            .bind(e.version as i64)
+            .bind(&e.location)
+            .bind(&e.source)
+            .bind(e.rows as i64)
+            .bind(e.bytes as i64)
+            .bind(e.schema.to_string())
+            .bind(&e.updated)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM hakiri_datasets WHERE name = $1").bind(name).execute(&self.pool).await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}
+
+async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
+    let cfg: PostgresConfig = ctx.config.section("catalog-postgres")?;
+    let Some(url) = cfg.url else {
+        return Ok(CheckOutcome::Skipped("not configured: set [catalog-postgres] url".into()));
+    };
+    let cat = PgCatalog::connect(&url).await?;
+    let name = format!("_hakiri_check_{}", std::process::id());
+    let mut e = DatasetEntry {
+        name: name.clone(),
+        version: 1,
+        location: "check".into(),
+        source: "self-check".into(),
+        rows: 1,
+        bytes: 1,
+        schema: serde_json::json!([]),
+        updated: "2026-01-01T00:00:00Z".into(),
+    };
+    cat.publish(e.clone()).await?;
+    e.version = 2;
+    cat.publish(e).await?;
+    let got = cat.get(&name).await?.context("published dataset not found")?;
+    anyhow::ensure!(got.version == 2, "read version {} after republish, expected 2", got.version);
+    anyhow::ensure!(cat.remove(&name).await?, "remove found nothing");
+    let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&cat.pool).await?;
+    Ok(CheckOutcome::Ok(format!("PostgreSQL {server}: published, replaced, read and removed a dataset")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+    }
+}

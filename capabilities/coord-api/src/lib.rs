@@ -1,0 +1,265 @@
+//! `coord-api`: the coordinator's HTTP API, served with axum.
+//!
+//! * `GET /health` — `{"status": "ok", "profile": <binary profile>}`
+//! * `GET /v1/cluster` — the output of the `raft.status` tool, or a 500 with
+//!   `{"error": ...}` when it fails (for instance when no Raft node runs here).
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, RunningService, Shutdown};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+hakiri_kernel::capability!(register);
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.config::<CoordApiConfig>()?;
+    r.service("coord-api", serve)?;
+    r.check(self_check);
+    Ok(())
+}
+
+/// `[coord-api]` in hakiri.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordApiConfig {
+    /// Address to listen on, `host:port`.
+    pub listen: String,
+}
+
+impl Default for CoordApiConfig {
+    fn default() -> Self {
+        CoordApiConfig {
+            listen: "127.0.0.1:7979".into(),
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(ctx: Context) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/cluster", get(cluster))
+        .with_state(ctx)
+}
+
+async fn health(State(ctx): State<Context>) -> Json<Value> {
+    Json(json!({ "status": "ok", "profile": ctx.profile.name }))
+}
+
+async fn cluster(State(ctx): State<Context>) -> Response {
+    match ctx.call("raft.status", json!({})).await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}; set [coord-api] listen"))
+}
+
+/// The `coord-api` service: binds `[coord-api] listen` and serves until shutdown.
+async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningService> {
+    let config: CoordApiConfig = ctx.config.section("coord-api")?;
+    let listener = bind(&config.listen).await?;
+    let addr = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
+    let app = router(ctx);
+    Ok(RunningService {
+        address: Some(format!("http://{addr}")),
+        run: Box::pin(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.wait())
+                .await
+                .with_context(|| format!("coord-api on {addr} stopped with an error"))
+        }),
+    })
+}
+
+/// A minimal HTTP/1.1 GET; returns the status code and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("cannot send GET {path} to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .await
+        .map_err(|e| format!("cannot read the response to GET {path}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("GET {path}: malformed HTTP response: {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("GET {path}: no status code in {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+/// Serves the API on an ephemeral port and fetches `/health` over raw HTTP.
+async fn self_check(ctx: Context) -> CheckOutcome {
+    match check_health(ctx).await {
+        Ok(addr) => CheckOutcome::Ok(format!("served /health on {addr}")),
+        Err(e) => CheckOutcome::Failed(e),
+    }
+}
+
+async fn check_health(ctx: Context) -> Result<SocketAddr, String> {
+    let listener = bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let profile = ctx.profile.name;
+    let (stop, shutdown) = Shutdown::new();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(ctx))
+            .with_graceful_shutdown(shutdown.wait())
+            .await
+    });
+    let got = tokio::time::timeout(Duration::from_secs(5), http_get(addr, "/health")).await;
+    let _ = stop.send(true);
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(format!("server on {addr} failed: {e}")),
+        Ok(Err(e)) => return Err(format!("server on {addr} panicked: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "server on {addr} did not stop within 5s of shutdown"
+            ))
+        }
+    }
+    let (status, body) = got.map_err(|_| format!("GET /health on {addr} timed out after 5s"))??;
+    if status != 200 {
+        return Err(format!("GET /health on {addr} returned {status}: {body}"));
+    }
+    let v: Value = serde_json::from_str(&body)
+        .map_err(|e| format!("GET /health returned non-JSON {body:?}: {e}"))?;
+    if v != json!({ "status": "ok", "profile": profile }) {
+        return Err(format!("GET /health returned an unexpected body: {body}"));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hakiri_kernel::{Config, Profile, Registry};
+    use std::sync::Arc;
+
+    static PROFILE: Profile = Profile::embedded("coord-test");
+
+    fn ctx(config: &str) -> Context {
+        let registry = Registry::from_inventory().expect("registry");
+        Context::new(
+            Arc::new(registry),
+            Arc::new(Config::parse(config, None).unwrap()),
+            &PROFILE,
+        )
+    }
+
+    #[tokio::test]
+    async fn check_serves_health() {
+        match ctx("").check("coord-api").await {
+            CheckOutcome::Ok(detail) => assert!(
+                detail.starts_with("served /health on 127.0.0.1:"),
+                "{detail}"
+            ),
+            other => panic!("coord-api self-check did not succeed: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn service_serves_health_and_reports_cluster_errors() {
+        let ctx = ctx("[coord-api]\nlisten = \"127.0.0.1:0\"\n");
+        let (stop, shutdown) = Shutdown::new();
+        let start = ctx.registry.services["coord-api"].item.clone();
+        let svc = start(ctx.clone(), shutdown)
+            .await
+            .expect("coord-api starts");
+        let address = svc.address.clone().expect("an address");
+        let addr: SocketAddr = address
+            .strip_prefix("http://")
+            .expect("http:// address")
+            .parse()
+            .unwrap();
+        assert_ne!(addr.port(), 0);
+        let run = tokio::spawn(svc.run);
+
+        let (status, body) = http_get(addr, "/health").await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v, json!({ "status": "ok", "profile": "coord-test" }));
+
+        // No raft capability is linked into this test binary: the tool call fails.
+        let (status, body) = http_get(addr, "/v1/cluster").await.unwrap();
+        assert_eq!(status, 500, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["error"].as_str().unwrap().contains("raft.status"),
+            "{body}"
+        );
+
+        let (status, _) = http_get(addr, "/nope").await.unwrap();
+        assert_eq!(status, 404);
+
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("coord-api stops on shutdown")
+            .unwrap()
+            .unwrap();
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still listening after shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn bind_error_names_the_address_and_the_setting() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let ctx = ctx(&format!("[coord-api]\nlisten = \"{addr}\"\n"));
+        let (_stop, shutdown) = Shutdown::new();
+        let start = ctx.registry.services["coord-api"].item.clone();
+        let err = match start(ctx.clone(), shutdown).await {
+            Ok(_) => panic!("bound an address already in use"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.starts_with(&format!("cannot listen on {addr}: ")),
+            "{err}"
+        );
+        assert!(err.ends_with("; set [coord-api] listen"), "{err}");
+    }
+
+    #[test]
+    fn config_defaults_and_rejects_unknown_keys() {
+        let c = Config::parse("", None).unwrap();
+        assert_eq!(
+            c.section::<CoordApiConfig>("coord-api").unwrap().listen,
+            "127.0.0.1:7979"
+        );
+        let c = Config::parse("[coord-api]\nport = 1\n", None).unwrap();
+        assert!(c.section::<CoordApiConfig>("coord-api").is_err());
+    }
+}

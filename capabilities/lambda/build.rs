@@ -1,0 +1,1 @@
+fn main() { hakiri_build::capability() }

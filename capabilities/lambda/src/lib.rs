@@ -1,0 +1,99 @@
+//! `lambda`: runs the binary as an AWS Lambda bootstrap.
+//!
+//! A bare invocation with `AWS_LAMBDA_RUNTIME_API` set (how Lambda starts a
+//! `bootstrap`) serves invocations; so does `hakiri lambda`. An event
+//! `{"tool": "name", "input": {...}}` calls that tool, exactly as `hakiri call`
+//! and MCP do; an event without `tool` answers with the profile and its tools.
+
+use anyhow::{bail, Context as _};
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar};
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+use std::time::Duration;
+
+hakiri_kernel::capability!(register);
+
+const RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// lambda_runtime panics without these; we check first and say what is missing.
+const REQUIRED: &[&str] = &[
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+];
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.launcher(|| std::env::var_os(RUNTIME_API).is_some(), run);
+    r.command(
+        clap::Command::new("lambda").about("Serve invocations from the AWS Lambda Runtime API (the default when AWS_LAMBDA_RUNTIME_API is set)"),
+        |_m, ctx| run(ctx),
+    )?;
+    r.check(|_ctx| async {
+        match tokio::task::spawn_blocking(self_check).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => CheckOutcome::Failed(format!("{e:#}")),
+            Err(e) => CheckOutcome::Failed(e.to_string()),
+        }
+    });
+    Ok(())
+}
+
+async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
+    for var in REQUIRED {
+        if std::env::var_os(var).is_none() {
+            bail!("{var} is not set: `hakiri lambda` runs inside AWS Lambda (or an emulator that sets the AWS_LAMBDA_* variables)");
+        }
+    }
+    if std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").map(|v| v.parse::<i32>().is_err()).unwrap_or(true) {
+        bail!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a whole number of MB");
+    }
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
+        let ctx = ctx.clone();
+        async move { handle(&ctx, event.payload).await }
+    });
+    lambda_runtime::run(handler).await.map_err(|e| anyhow::anyhow!("Lambda runtime stopped: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One invocation: a tool call, or a description of this function.
+pub async fn handle(ctx: &Context, event: Value) -> Result<Value, lambda_runtime::Error> {
+    match event.get("tool") {
+        None => Ok(json!({
+            "profile": ctx.profile.name,
+            "version": ctx.profile.version,
+            "tools": ctx.registry.tools.keys().collect::<Vec<_>>(),
+        })),
+        Some(Value::String(tool)) => {
+            let input = event.get("input").cloned().unwrap_or_else(|| json!({}));
+            Ok(ctx.call(tool, input).await?)
+        }
+        Some(other) => Err(format!("event field `tool` must be a tool name string, found {other}").into()),
+    }
+}
+
+/// Runs this very binary as a bootstrap against a local Runtime API emulator
+/// and checks that one invocation comes back as a response.
+fn self_check() -> anyhow::Result<CheckOutcome> {
+    let exe = std::env::current_exe().context("cannot find this binary")?;
+    let emu = hakiri_lambda_emulator::Emulator::start().context("cannot start the Runtime API emulator")?;
+    let mut child = std::process::Command::new(&exe)
+        .envs(emu.env())
+        .env_remove("HAKIRI_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} as a bootstrap", exe.display()))?;
+    let id = emu.invoke("{}");
+    let outcome = emu.wait(&id, Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    match outcome {
+        Some(o) if o.kind == hakiri_lambda_emulator::Kind::Response && o.body.contains("\"tools\"") => {
+            Ok(CheckOutcome::Ok(format!("bootstrap answered an invocation through the Runtime API ({} bytes)", o.body.len())))
+        }
+        Some(o) => Ok(CheckOutcome::Failed(format!("bootstrap reported {:?}: {}", o.kind, o.body))),
+        None => Ok(CheckOutcome::Failed("bootstrap did not answer within 10 s".into())),
+    }
+}

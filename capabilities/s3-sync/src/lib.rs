@@ -1,0 +1,130 @@
+//! `s3-sync`: object storage on S3 or any S3-compatible server.
+
+use anyhow::Context as _;
+use futures::TryStreamExt;
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
+use object_store::aws::AmazonS3Builder;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+hakiri_kernel::capability!(register);
+
+/// `[s3-sync]` in hakiri.toml. Unset fields fall back to the usual `AWS_*`
+/// environment variables.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: Option<String>,
+    /// Key prefix under which Hakiri writes.
+    #[serde(default)]
+    pub prefix: String,
+    pub region: Option<String>,
+    /// For S3-compatible servers, e.g. "http://127.0.0.1:9000".
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow plain-HTTP endpoints (local servers).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.config::<S3Config>()?;
+    r.tool(Tool::typed(
+        "s3.list",
+        "List objects under a prefix in the configured S3 bucket",
+        |input: ListInput, ctx| async move { list(&ctx, &input.prefix).await.map_err(|e| ToolError::Failed(format!("{e:#}"))) },
+    ))?;
+    r.check(|ctx| async move {
+        match self_check(&ctx).await {
+            Ok(outcome) => outcome,
+            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
+        }
+    });
+    Ok(())
+}
+
+/// The configured bucket as an object store, or `None` when no bucket is set.
+pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Config)>> {
+    let cfg: S3Config = ctx.config.section("s3-sync")?;
+    let Some(bucket) = cfg.bucket.clone() else {
+        return Ok(None);
+    };
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket).with_allow_http(cfg.allow_http);
+    if let Some(v) = &cfg.region {
+        b = b.with_region(v);
+    }
+    if let Some(v) = &cfg.endpoint {
+        b = b.with_endpoint(v);
+    }
+    if let Some(v) = &cfg.access_key_id {
+        b = b.with_access_key_id(v);
+    }
+    if let Some(v) = &cfg.secret_access_key {
+        b = b.with_secret_access_key(v);
+    }
+    let s = b.build().with_context(|| format!("invalid [s3-sync] settings for bucket `{bucket}`"))?;
+    Ok(Some((Box::new(s), cfg)))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListInput {
+    /// Prefix under the configured `[s3-sync] prefix`.
+    #[serde(default)]
+    prefix: String,
+}
+
+#[derive(Serialize)]
+struct Object {
+    key: String,
+    size: u64,
+    modified: String,
+}
+
+async fn list(ctx: &Context, prefix: &str) -> anyhow::Result<Vec<Object>> {
+    let (store, cfg) = store(ctx)?.context("no bucket configured; set [s3-sync] bucket (and endpoint for S3-compatible servers)")?;
+    let full = join(&cfg.prefix, prefix);
+    let path = (!full.is_empty()).then(|| Path::from(full.as_str()));
+    let metas: Vec<_> = store.list(path.as_ref()).try_collect().await.context("cannot list the bucket")?;
+    Ok(metas
+        .into_iter()
+        .map(|m| Object {
+            key: m.location.to_string(),
+            size: m.size,
+            modified: m.last_modified.to_rfc3339(),
+        })
+        .collect())
+}
+
+fn join(a: &str, b: &str) -> String {
+    [a.trim_matches('/'), b.trim_matches('/')].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("/")
+}
+
+/// Put, get, list and delete one object: always in memory, and against the
+/// configured bucket when there is one.
+async fn round_trip(store: &dyn ObjectStore, prefix: &str) -> anyhow::Result<()> {
+    let key = Path::from(join(prefix, &format!(".hakiri-check-{}", std::process::id())));
+    let body = b"hakiri self-check".to_vec();
+    store.put(&key, PutPayload::from(body.clone())).await.context("put failed")?;
+    let got = store.get(&key).await.context("get failed")?.bytes().await?;
+    anyhow::ensure!(got.as_ref() == body.as_slice(), "read back different bytes");
+    let listed: Vec<_> = store.list(Some(&key)).try_collect().await.context("list failed")?;
+    anyhow::ensure!(listed.len() == 1, "listed {} objects for one key", listed.len());
+    store.delete(&key).await.context("delete failed")?;
+    Ok(())
+}
+
+async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
+    round_trip(&InMemory::new(), "").await.context("in-memory store")?;
+    match store(ctx)? {
+        None => Ok(CheckOutcome::Skipped("not configured: set [s3-sync] bucket for a real round trip (in-memory round trip ok)".into())),
+        Some((s, cfg)) => {
+            round_trip(s.as_ref(), &cfg.prefix).await.with_context(|| format!("bucket {}", cfg.bucket.unwrap_or_default()))?;
+            Ok(CheckOutcome::Ok(format!("put/get/list/delete round trip on {}", s)))
+        }
+    }
+}

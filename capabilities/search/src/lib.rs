@@ -1,0 +1,115 @@
+//! `search`: full-text search with Tantivy.
+
+use anyhow::Context as _;
+use clap::{Arg, ArgAction, Command};
+use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::process::ExitCode;
+use tantivy::collector::TopDocs;
+use tantivy::query::QueryParser;
+use tantivy::schema::{Schema, Value, STORED, TEXT};
+use tantivy::{doc, Index, TantivyDocument};
+
+hakiri_kernel::capability!(register);
+
+/// Tantivy's minimum indexing memory budget.
+const WRITER_BYTES: usize = 15_000_000;
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.tool(Tool::typed(
+        "search.text",
+        "Index the given documents in memory and return those matching a Tantivy query, best first",
+        |input: SearchInput, _ctx| async move {
+            tokio::task::spawn_blocking(move || search(&input.documents, &input.query, input.limit.unwrap_or(10)))
+                .await
+                .map_err(ToolError::failed)?
+                .map_err(|e| ToolError::Failed(format!("{e:#}")))
+        },
+    ))?;
+    r.command(
+        Command::new("search")
+            .about("Search text documents (one per line of the given files) with a Tantivy query")
+            .arg(Arg::new("query").required(true).help("Query, e.g. 'whale AND sea' or '\"old man\"'"))
+            .arg(Arg::new("files").required(true).action(ArgAction::Append).help("Text files; each line is a document")),
+        |m, _ctx| async move {
+            let query = m.get_one::<String>("query").cloned().unwrap_or_default();
+            let mut docs = Vec::new();
+            for f in m.get_many::<String>("files").into_iter().flatten() {
+                let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
+                docs.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+            }
+            let hits = tokio::task::spawn_blocking(move || search(&docs, &query, 10)).await??;
+            for h in &hits {
+                println!("{:.3}\t{}", h.score, h.text);
+            }
+            Ok(if hits.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        },
+    )?;
+    r.check(|_ctx| async {
+        let docs = ["The old man and the sea".to_string(), "A tale of two cities".to_string()];
+        match search(&docs, "sea", 5) {
+            Ok(h) if h.len() == 1 && h[0].index == 0 => CheckOutcome::Ok("indexed 2 documents in RAM; `sea` found the right one".into()),
+            Ok(h) => CheckOutcome::Failed(format!("unexpected hits: {h:?}")),
+            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
+        }
+    });
+    Ok(())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SearchInput {
+    documents: Vec<String>,
+    /// Tantivy query syntax: terms, "phrases", AND/OR, -exclusions.
+    query: String,
+    /// Maximum hits (default 10).
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct Hit {
+    index: u64,
+    score: f32,
+    text: String,
+}
+
+fn search(documents: &[String], query: &str, limit: usize) -> anyhow::Result<Vec<Hit>> {
+    let mut builder = Schema::builder();
+    let body = builder.add_text_field("body", TEXT | STORED);
+    let id = builder.add_u64_field("id", STORED);
+    let index = Index::create_in_ram(builder.build());
+    let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, WRITER_BYTES)?;
+    for (i, d) in documents.iter().enumerate() {
+        writer.add_document(doc!(body => d.as_str(), id => i as u64))?;
+    }
+    writer.commit()?;
+    let searcher = index.reader()?.searcher();
+    let parsed = QueryParser::for_index(&index, vec![body])
+        .parse_query(query)
+        .map_err(|e| anyhow::anyhow!("invalid query `{query}`: {e}"))?;
+    let top = searcher.search(&parsed, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+    top.into_iter()
+        .map(|(score, addr)| {
+            let d: TantivyDocument = searcher.doc(addr)?;
+            Ok(Hit {
+                index: d.get_first(id).and_then(|v| v.as_u64()).unwrap_or(0),
+                score,
+                text: d.get_first(body).and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_and_reports_bad_queries() {
+        let docs = vec!["alpha beta".to_string(), "beta gamma".to_string(), "delta".to_string()];
+        let hits = super::search(&docs, "beta", 10).unwrap();
+        assert_eq!(hits.len(), 2);
+        assert!(super::search(&docs, "zeta", 10).unwrap().is_empty());
+        let err = super::search(&docs, "body:(", 10).unwrap_err().to_string();
+        assert!(err.contains("invalid query"), "{err}");
+    }
+}

@@ -1,0 +1,107 @@
+//! `vector`: nearest-neighbour search over an HNSW index.
+
+use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
+use instant_distance::{Builder, HnswMap, Search};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+hakiri_kernel::capability!(register);
+
+fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.tool(Tool::typed(
+        "vector.nearest",
+        "Build an HNSW index over the given vectors and return the k nearest to the query (Euclidean distance)",
+        |input: NearestInput, _ctx| async move { nearest(input).map_err(ToolError::Failed) },
+    ))?;
+    r.check(|_ctx| async {
+        let input = NearestInput {
+            vectors: vec![vec![0.0, 0.0], vec![10.0, 10.0], vec![1.0, 1.2], vec![-5.0, 3.0]],
+            query: vec![0.9, 1.0],
+            k: Some(1),
+        };
+        match nearest(input) {
+            Ok(hits) if hits.first().map(|h| h.index) == Some(2) => {
+                CheckOutcome::Ok(format!("HNSW over 4 points found vector 2 nearest (distance {:.3})", hits[0].distance))
+            }
+            Ok(hits) => CheckOutcome::Failed(format!("wrong nearest neighbour: {:?}", hits.first().map(|h| h.index))),
+            Err(e) => CheckOutcome::Failed(e),
+        }
+    });
+    Ok(())
+}
+
+#[derive(Clone)]
+struct Vector(Vec<f32>);
+
+impl instant_distance::Point for Vector {
+    fn distance(&self, other: &Self) -> f32 {
+        self.0.iter().zip(&other.0).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt()
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NearestInput {
+    /// The vectors to index; all must have the query's dimension.
+    vectors: Vec<Vec<f32>>,
+    query: Vec<f32>,
+    /// How many neighbours to return (default 5).
+    k: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct Hit {
+    /// Position of the vector in the input.
+    index: usize,
+    distance: f32,
+}
+
+fn nearest(input: NearestInput) -> Result<Vec<Hit>, String> {
+    let dim = input.query.len();
+    if dim == 0 {
+        return Err("query is empty; give a vector of at least one dimension".into());
+    }
+    if let Some((i, v)) = input.vectors.iter().enumerate().find(|(_, v)| v.len() != dim) {
+        return Err(format!("vector {i} has {} dimensions but the query has {dim}", v.len()));
+    }
+    if input.vectors.iter().flatten().chain(&input.query).any(|x| !x.is_finite()) {
+        return Err("vectors must hold finite numbers (no NaN or infinity)".into());
+    }
+    let ids: Vec<usize> = (0..input.vectors.len()).collect();
+    let points = input.vectors.into_iter().map(Vector).collect();
+    let map: HnswMap<Vector, usize> = Builder::default().seed(42).build(points, ids);
+    let mut search = Search::default();
+    let k = input.k.unwrap_or(5);
+    Ok(map
+        .search(&Vector(input.query), &mut search)
+        .take(k)
+        .map(|item| Hit {
+            index: *item.value,
+            distance: item.distance,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nearest_and_rejects_mismatched_dimensions() {
+        let hits = nearest(NearestInput {
+            vectors: vec![vec![0.0, 0.0], vec![5.0, 5.0]],
+            query: vec![4.0, 4.5],
+            k: Some(2),
+        })
+        .unwrap();
+        assert_eq!(hits[0].index, 1);
+        assert_eq!(hits.len(), 2);
+        let err = nearest(NearestInput {
+            vectors: vec![vec![0.0]],
+            query: vec![1.0, 2.0],
+            k: None,
+        })
+        .unwrap_err();
+        assert!(err.contains("vector 0 has 1 dimensions"), "{err}");
+    }
+}

@@ -1,0 +1,292 @@
+//! `cargo gates check`: every gate, every profile, one table and one JSON report.
+
+use crate::graph::Graph;
+use crate::workspace::Workspace;
+use crate::{artifact, mb, probe};
+use anyhow::Result;
+use hakiri_build::{ProfileManifest, MB};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+/// AWS Lambda's limits for a zip uploaded directly.
+pub const LAMBDA_ZIP_LIMIT: u64 = 50 * 1024 * 1024;
+pub const LAMBDA_UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
+/// The reference bootstrap cold start is compared against.
+pub const HELLO_LAMBDA: &str = "hello-lambda";
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub profiles: BTreeMap<String, ProfileResult>,
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ProfileResult {
+    pub capabilities: Vec<String>,
+    pub stripped_bytes: u64,
+    pub compressed_bytes: u64,
+    pub compressed_budget_bytes: u64,
+    pub idle_rss_bytes: Option<u64>,
+    pub idle_rss_budget_bytes: u64,
+    pub cold_start_ms: Option<f64>,
+    pub cold_start_budget_ms: Option<f64>,
+    pub hello_cold_start_ms: Option<f64>,
+    pub lambda_zip_bytes: Option<u64>,
+    pub static_binary: bool,
+    pub failures: Vec<String>,
+}
+
+pub fn run(ws: &Workspace, report_path: &Path, skip_build: bool, runs: usize) -> Result<bool> {
+    if !skip_build {
+        ws.build_all()?;
+    }
+    let graph = Graph::new(&ws.metadata);
+    let mut report = Report {
+        schema_version: 1,
+        ..Report::default()
+    };
+    let mut hello_ms = None;
+    for profile in ws.profiles()? {
+        let result = check_profile(ws, &graph, &profile, runs, &mut hello_ms);
+        report.failures.extend(result.failures.iter().cloned());
+        report.profiles.insert(profile.package.clone(), result);
+    }
+    print!("{}", render_table(&report));
+    std::fs::write(report_path, serde_json::to_string_pretty(&report)?)?;
+    println!("report: {}", report_path.display());
+    for f in &report.failures {
+        println!("{f}");
+    }
+    Ok(report.failures.is_empty())
+}
+
+fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize, hello_ms: &mut Option<f64>) -> ProfileResult {
+    let name = p.package.as_str();
+    let budget = p.budget.clone().expect("read_profiles only returns profiles with profile.toml");
+    let mut r = ProfileResult {
+        compressed_budget_bytes: (budget.compressed_mb * MB) as u64,
+        idle_rss_budget_bytes: (budget.idle_rss_mb * MB) as u64,
+        cold_start_budget_ms: budget.cold_start_ms,
+        ..ProfileResult::default()
+    };
+    let bin = ws.binary(name);
+    let home = match probe::scratch_home(name) {
+        Ok(h) => h,
+        Err(e) => {
+            r.failures.push(format!("{name} cannot create a scratch home: {e}"));
+            return r;
+        }
+    };
+    let mut fail = |r: &mut ProfileResult, msg: String| r.failures.push(msg);
+
+    // 1. capabilities, as the binary reports them.
+    match probe::capabilities(&bin, &home) {
+        Ok(json) => {
+            r.capabilities = reported_names(&json);
+            for f in check_capabilities(name, &p.capabilities, &budget.forbidden_capabilities, &json, &ws.root, graph) {
+                fail(&mut r, f);
+            }
+        }
+        Err(e) => fail(&mut r, format!("{name} capabilities: {e:#}")),
+    }
+    // 2. dependency graph.
+    match graph.forbidden(name, &budget.forbidden_crates) {
+        Ok(found) => {
+            for (krate, path) in found {
+                fail(&mut r, format!("{name} depends on forbidden crate {krate} ({path})"));
+            }
+        }
+        Err(e) => fail(&mut r, format!("{name} dependency graph: {e}")),
+    }
+    // 3. size.
+    match (std::fs::metadata(&bin), artifact::gzip_size(&bin)) {
+        (Ok(m), Ok(gz)) => {
+            r.stripped_bytes = m.len();
+            r.compressed_bytes = gz;
+            if let Some(f) = size_failure(name, gz, budget.compressed_mb) {
+                fail(&mut r, f);
+            }
+        }
+        (Err(e), _) => fail(&mut r, format!("{name} binary {}: {e}", bin.display())),
+        (_, Err(e)) => fail(&mut r, format!("{name} gzip: {e:#}")),
+    }
+    // 4. static.
+    match artifact::static_problems(&bin) {
+        Ok(problems) if problems.is_empty() => r.static_binary = true,
+        Ok(problems) => fail(&mut r, format!("{name} is not static: {}", problems.join(", "))),
+        Err(e) => fail(&mut r, format!("{name} static check: {e:#}")),
+    }
+    // 5. idle RSS.
+    match probe::idle_rss(&bin, &budget.idle_shape, &home) {
+        Ok(rss) => {
+            r.idle_rss_bytes = Some(rss);
+            if rss as f64 > budget.idle_rss_mb * MB {
+                fail(&mut r, format!("{name} idle RSS {rss} > {} MB", budget.idle_rss_mb));
+            }
+        }
+        Err(e) => fail(&mut r, format!("{name} idle RSS: {e:#}")),
+    }
+    // 6. cold start, for profiles that run as a Lambda bootstrap.
+    if let Some(limit) = budget.cold_start_ms {
+        let zip = ws.target_dir.join(format!("{name}-lambda.zip"));
+        match artifact::lambda_zip(&bin, &zip) {
+            Ok(size) => {
+                r.lambda_zip_bytes = Some(size);
+                if size > LAMBDA_ZIP_LIMIT {
+                    fail(&mut r, format!("{name} Lambda zip {size} > 50 MB (AWS direct-upload limit)"));
+                }
+                if r.stripped_bytes > LAMBDA_UNZIPPED_LIMIT {
+                    fail(&mut r, format!("{name} unzipped {} > 250 MB (AWS limit)", r.stripped_bytes));
+                }
+            }
+            Err(e) => fail(&mut r, format!("{name} Lambda zip: {e:#}")),
+        }
+        if hello_ms.is_none() {
+            match probe::cold_starts(&ws.binary(HELLO_LAMBDA), runs, &home) {
+                Ok(t) => *hello_ms = Some(ms(probe::median(t))),
+                Err(e) => fail(&mut r, format!("{HELLO_LAMBDA} cold start: {e:#}")),
+            }
+        }
+        r.hello_cold_start_ms = *hello_ms;
+        match probe::cold_starts(&bin, runs, &home) {
+            Ok(t) => {
+                let median = ms(probe::median(t));
+                r.cold_start_ms = Some(median);
+                if median > limit {
+                    fail(&mut r, format!("{name} cold start {median:.1} ms > {limit} ms"));
+                }
+            }
+            Err(e) => fail(&mut r, format!("{name} cold start: {e:#}")),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&home);
+    r
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The ADR's one-line failure for a size over budget.
+pub fn size_failure(profile: &str, compressed: u64, budget_mb: f64) -> Option<String> {
+    (compressed as f64 > budget_mb * MB).then(|| format!("{profile} compressed {compressed} > {budget_mb} MB"))
+}
+
+fn reported_names(json: &Value) -> Vec<String> {
+    json["capabilities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+}
+
+/// Compares a binary's own `capabilities --json` with its manifest: the same
+/// capabilities, none forbidden, each contributing what its manifest declares
+/// and reporting the library versions Cargo resolved.
+pub fn check_capabilities(
+    profile: &str,
+    declared: &[String],
+    forbidden: &[String],
+    json: &Value,
+    root: &Path,
+    graph: &Graph,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    if json["profile"].as_str() != Some(profile) {
+        failures.push(format!("{profile} reports itself as profile {}", json["profile"]));
+    }
+    let reported = reported_names(json);
+    for d in declared.iter().filter(|d| !reported.contains(d)) {
+        failures.push(format!("{profile} capability {d} is declared in Cargo.toml but not linked (its registration is missing)"));
+    }
+    for x in reported.iter().filter(|x| !declared.contains(x)) {
+        failures.push(format!("{profile} reports capability {x} that its Cargo.toml does not declare"));
+    }
+    for x in reported.iter().filter(|x| forbidden.contains(x)) {
+        failures.push(format!("{profile} contains forbidden capability {x}"));
+    }
+    for cap in json["capabilities"].as_array().into_iter().flatten() {
+        let name = cap["name"].as_str().unwrap_or_default();
+        let meta = match hakiri_build::read_capability(root, name) {
+            Ok(m) => m,
+            Err(e) => {
+                failures.push(format!("{profile} capability {name}: {e}"));
+                continue;
+            }
+        };
+        let c = &cap["contributes"];
+        let pairs: [(&str, &Vec<String>); 5] = [
+            ("commands", &meta.commands),
+            ("tools", &meta.tools),
+            ("services", &meta.services),
+            ("catalog_schemes", &meta.catalog_schemes),
+            ("connector_kinds", &meta.connector_kinds),
+        ];
+        for (kind, declared) in pairs {
+            let got = strings(&c[kind]);
+            let want: BTreeSet<String> = declared.iter().cloned().collect();
+            if got != want {
+                failures.push(format!("{profile} capability {name} contributes {kind} {got:?} but its manifest declares {want:?}"));
+            }
+        }
+        if c["config_section"].is_string() != meta.config {
+            failures.push(format!("{profile} capability {name}: config section registered = {}, manifest says config = {}", c["config_section"].is_string(), meta.config));
+        }
+        let crate_name = format!("{}{name}", hakiri_build::CAPABILITY_PREFIX);
+        let libs: Vec<&Value> = cap["libraries"].as_array().into_iter().flatten().collect();
+        if libs.len() != meta.libraries.len() {
+            failures.push(format!("{profile} capability {name} reports {} libraries, its manifest names {}", libs.len(), meta.libraries.len()));
+        }
+        for lib in libs {
+            let (lname, version) = (lib["name"].as_str().unwrap_or_default(), lib["version"].as_str().unwrap_or_default());
+            match graph.dependency_version(&crate_name, lname) {
+                Some(v) if v == version => {}
+                Some(v) => failures.push(format!("{profile} capability {name} reports {lname} {version} but links {lname} {v}")),
+                None => failures.push(format!("{profile} capability {name} reports library {lname}, which {crate_name} does not depend on")),
+            }
+        }
+    }
+    failures
+}
+
+pub fn render_table(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:14} {:>9} {:>9} {:>8} {:>9} {:>8} {:>22} {:>7}  capabilities\n",
+        "profile", "stripped", "gzip -9", "budget", "idle RSS", "budget", "cold start (hello)", "static"
+    ));
+    for (name, r) in &report.profiles {
+        let rss = r.idle_rss_bytes.map(mb).unwrap_or_else(|| "-".into());
+        let cold = match (r.cold_start_ms, r.hello_cold_start_ms) {
+            (Some(c), Some(h)) if h > 0.0 => format!("{c:.1} ms ({h:.1} ms, {:.2}x)", c / h),
+            (Some(c), _) => format!("{c:.1} ms"),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:14} {:>9} {:>9} {:>8} {:>9} {:>8} {:>22} {:>7}  {}\n",
+            name,
+            mb(r.stripped_bytes),
+            mb(r.compressed_bytes),
+            mb(r.compressed_budget_bytes),
+            rss,
+            mb(r.idle_rss_budget_bytes),
+            cold,
+            if r.static_binary { "yes" } else { "NO" },
+            r.capabilities.join(", ")
+        ));
+        if let Some(z) = r.lambda_zip_bytes {
+            out.push_str(&format!("{:14} Lambda zip (bootstrap): {} of 50 MB\n", "", mb(z)));
+        }
+    }
+    out.push_str(&format!("{} failure(s)\n", report.failures.len()));
+    out
+}

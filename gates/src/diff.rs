@@ -1,0 +1,51 @@
+//! `cargo gates diff`: per-profile deltas between two reports, as a PR comment shows them.
+
+use crate::check::Report;
+use crate::mb;
+use anyhow::{Context, Result};
+use std::path::Path;
+
+pub fn load(path: &Path) -> Result<Report> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a gates report (cargo gates check --report)", path.display()))
+}
+
+fn delta_bytes(old: u64, new: u64) -> String {
+    let d = new as i64 - old as i64;
+    let pct = if old > 0 { d as f64 * 100.0 / old as f64 } else { 0.0 };
+    format!("{} → {} ({}{} , {pct:+.1}%)", mb(old), mb(new), if d >= 0 { "+" } else { "-" }, mb(d.unsigned_abs()))
+}
+
+/// A Markdown table of what changed.
+pub fn render(old: &Report, new: &Report) -> String {
+    let mut out = String::from("| profile | gzip -9 | stripped | idle RSS | cold start |\n|---|---|---|---|---|\n");
+    for (name, n) in &new.profiles {
+        let Some(o) = old.profiles.get(name) else {
+            out.push_str(&format!("| {name} | new: {} | {} | | |\n", mb(n.compressed_bytes), mb(n.stripped_bytes)));
+            continue;
+        };
+        let rss = match (o.idle_rss_bytes, n.idle_rss_bytes) {
+            (Some(a), Some(b)) => delta_bytes(a, b),
+            _ => "-".into(),
+        };
+        let cold = match (o.cold_start_ms, n.cold_start_ms) {
+            (Some(a), Some(b)) => format!("{a:.1} → {b:.1} ms ({:+.1} ms)", b - a),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {} | {rss} | {cold} |\n",
+            delta_bytes(o.compressed_bytes, n.compressed_bytes),
+            delta_bytes(o.stripped_bytes, n.stripped_bytes)
+        ));
+    }
+    for name in old.profiles.keys().filter(|k| !new.profiles.contains_key(*k)) {
+        out.push_str(&format!("| {name} | removed | | | |\n"));
+    }
+    if !new.failures.is_empty() {
+        out.push_str(&format!("\n{} failing gate(s):\n", new.failures.len()));
+        for f in &new.failures {
+            out.push_str(&format!("- {f}\n"));
+        }
+    }
+    out
+}

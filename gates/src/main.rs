@@ -1,0 +1,83 @@
+//! `cargo gates`: builds the three profiles as static musl binaries and holds
+//! each artifact to its budgets (ADR-0012).
+//!
+//! * `cargo gates check [--report PATH] [--skip-build]`
+//! * `cargo gates soak --profile full --duration 10m`
+//! * `cargo gates diff OLD.json NEW.json`
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use hakiri_gates::{check, diff, soak, workspace};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cargo gates", about = "Hakiri's footprint gates")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build all profiles and assert capabilities, graph, size, static linking, idle RSS and cold start.
+    Check {
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "gates-report.json")]
+        report: PathBuf,
+        /// Use the binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+        /// Cold-start runs per binary (the median counts).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
+    /// Drive calls against a running daemon and fail if RSS drifts more than ±5%.
+    Soak {
+        /// Profile to soak: full or coord.
+        #[arg(long, default_value = "full")]
+        profile: String,
+        /// How long, e.g. 90s, 10m, 7d.
+        #[arg(long, default_value = "2m")]
+        duration: String,
+        /// Use the binaries already built.
+        #[arg(long)]
+        skip_build: bool,
+    },
+    /// Per-profile deltas between two gate reports.
+    Diff { old: PathBuf, new: PathBuf },
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gates: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse_from(std::env::args().filter(|a| a != "gates"));
+    match cli.command {
+        Command::Check { report, skip_build, runs } => {
+            let ws = workspace::Workspace::locate()?;
+            let ok = check::run(&ws, &report, skip_build, runs)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Soak {
+            profile,
+            duration,
+            skip_build,
+        } => {
+            let ws = workspace::Workspace::locate()?;
+            let ok = soak::run(&ws, &profile, soak::parse_duration(&duration)?, skip_build)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Diff { old, new } => {
+            print!("{}", diff::render(&diff::load(&old)?, &diff::load(&new)?));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Runs a built binary the way users do and measures it.
+
+use anyhow::{bail, Context, Result};
+use hakiri_lambda_emulator::{Emulator, Kind};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A scratch home so no user config or data leaks into a measurement.
+pub fn scratch_home(tag: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hakiri-gates-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A command for `bin` with a clean Hakiri environment; services bind port 0.
+pub fn command(bin: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HAKIRI_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HAKIRI_HOME", home)
+        .env("HAKIRI_MCP__LISTEN", "127.0.0.1:0")
+        .env("HAKIRI_COORD_API__LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `bin capabilities --json`.
+pub fn capabilities(bin: &Path, home: &Path) -> Result<serde_json::Value> {
+    let out = command(bin, home)
+        .args(["capabilities", "--json"])
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("{} capabilities --json failed: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{} capabilities --json printed invalid JSON", bin.display()))
+}
+
+/// Resident set size of a live process, in bytes.
+pub fn rss(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("process is gone")?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS in /proc status")?;
+    Ok(kb * 1024)
+}
+
+/// A long-running process, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Running {
+    pub child: Child,
+    pub ready_line: String,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `bin serve` and waits for its ready line.
+pub fn start_serve(bin: &Path, home: &Path) -> Result<Running> {
+    let mut child = command(bin, home)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {} serve", bin.display()))?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(" ready: ") => {
+                // Keep draining stderr so the child never blocks on a full pipe.
+                std::thread::spawn(move || for _ in rx {});
+                return Ok(Running { child, ready_line: line });
+            }
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                bail!("{} serve was not ready within 60 s; it said: {}", bin.display(), seen.join(" | "));
+            }
+        }
+    }
+}
+
+/// Starts `bin` as a Lambda bootstrap, serves one invocation, and leaves it
+/// waiting for the next.
+pub fn start_lambda(bin: &Path, home: &Path) -> Result<(Running, Emulator)> {
+    let emu = Emulator::start()?;
+    let id = emu.invoke("{}");
+    let child = command(bin, home)
+        .envs(emu.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} as a bootstrap", bin.display()))?;
+    let running = Running {
+        child,
+        ready_line: String::new(),
+    };
+    match emu.wait(&id, Duration::from_secs(30)) {
+        Some(o) if o.kind == Kind::Response => {}
+        Some(o) => bail!("{} answered the invocation with {:?}: {}", bin.display(), o.kind, o.body),
+        None => bail!("{} did not answer an invocation within 30 s", bin.display()),
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emu.next_calls() < 2 {
+        if Instant::now() > deadline {
+            bail!("{} did not ask for its next invocation", bin.display());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok((running, emu))
+}
+
+/// Idle RSS of the profile's long-running shape, after it settles.
+pub fn idle_rss(bin: &Path, shape: &[String], home: &Path) -> Result<u64> {
+    let settle = || std::thread::sleep(Duration::from_secs(3));
+    match shape.first().map(String::as_str) {
+        Some("serve") => {
+            let running = start_serve(bin, home)?;
+            settle();
+            max_rss(running.pid())
+        }
+        Some("lambda") => {
+            let (running, _emu) = start_lambda(bin, home)?;
+            settle();
+            max_rss(running.pid())
+        }
+        other => bail!("unknown idle_shape {other:?} in profile.toml; use [\"serve\"] or [\"lambda\"]"),
+    }
+}
+
+fn max_rss(pid: u32) -> Result<u64> {
+    let mut max = 0;
+    for _ in 0..3 {
+        max = max.max(rss(pid)?);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(max)
+}
+
+/// Time from exec (binary evicted from the page cache) to the first response
+/// posted to the Runtime API, for each of `runs` runs.
+pub fn cold_starts(bin: &Path, runs: usize, home: &Path) -> Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        crate::artifact::evict_from_page_cache(bin)?;
+        let emu = Emulator::start()?;
+        let id = emu.invoke("{}");
+        let start = Instant::now();
+        let child = command(bin, home)
+            .envs(emu.env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let _running = Running {
+            child,
+            ready_line: String::new(),
+        };
+        let outcome = emu.wait(&id, Duration::from_secs(30));
+        match outcome {
+            Some(o) if o.kind == Kind::Response => times.push(o.at.duration_since(start)),
+            Some(o) => bail!("{} answered with {:?}: {}", bin.display(), o.kind, o.body),
+            None => bail!("{} did not answer within 30 s", bin.display()),
+        }
+    }
+    Ok(times)
+}
+
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}

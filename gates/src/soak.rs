@@ -1,0 +1,217 @@
+//! `cargo gates soak`: drives calls against a running daemon, samples RSS, and
+//! fails if the last sample drifts more than ±5% from the first after warm-up.
+
+use crate::workspace::Workspace;
+use crate::{mb, probe};
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+pub const MAX_DRIFT: f64 = 0.05;
+
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().with_context(|| format!("`{s}` is not a duration; use e.g. 90s, 10m, 2h, 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("`{s}`: unknown unit `{unit}`; use s, m, h or d"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// One request/response over a fresh HTTP/1.1 connection to a loopback server.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                // An SSE answer carries the JSON-RPC response in one `data:` event.
+                if raw.windows(7).any(|w| w == b"\"result" || w == b"\"error\"") && raw.ends_with(b"\n\n") {
+                    break;
+                }
+            }
+            Err(e) if raw.is_empty() => return Err(e.into()),
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// `host:port` of the service named `service` in a `… ready: a on http://x/y, …` line.
+fn service_addr(ready: &str, service: &str) -> Option<String> {
+    let list = ready.split(" ready: ").nth(1)?;
+    let entry = list.split(", ").find(|e| e.starts_with(&format!("{service} on ")))?;
+    let url = entry.split(" on ").nth(1)?;
+    let rest = url.strip_prefix("http://")?;
+    Some(rest.split('/').next()?.to_string())
+}
+
+/// Makes calls against the daemon.
+enum Driver {
+    Coord { addr: String },
+    Mcp { addr: String, session: Option<String>, next_id: u64 },
+}
+
+impl Driver {
+    fn new(profile: &str, ready: &str) -> Result<Driver> {
+        match profile {
+            "hakiri-coord" => Ok(Driver::Coord {
+                addr: service_addr(ready, "coord-api").context("coord-api address not in the ready line")?,
+            }),
+            "hakiri-full" => {
+                let addr = service_addr(ready, "mcp").context("mcp address not in the ready line")?;
+                let mut d = Driver::Mcp { addr, session: None, next_id: 1 };
+                d.mcp_initialize()?;
+                Ok(d)
+            }
+            other => bail!("no soak driver for {other}; soak full or coord"),
+        }
+    }
+
+    fn mcp_post(&mut self, body: &str) -> Result<(u16, String, String)> {
+        let Driver::Mcp { addr, session, .. } = self else { unreachable!() };
+        let mut headers = vec![("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+        if let Some(s) = session {
+            headers.push(("Mcp-Session-Id", s.as_str()));
+        }
+        http(addr, "POST", "/mcp", &headers, body)
+    }
+
+    fn mcp_initialize(&mut self) -> Result<()> {
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"hakiri-soak","version":"1"}}}"#;
+        let (status, head, body) = self.mcp_post(init)?;
+        if status != 200 {
+            bail!("MCP initialize answered {status}: {body}");
+        }
+        let sid = head
+            .lines()
+            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("mcp-session-id")).map(|(_, v)| v.trim().to_string()));
+        if let Driver::Mcp { session, .. } = self {
+            *session = sid;
+        }
+        let (status, _, body) = self.mcp_post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
+        if !(200..300).contains(&status) {
+            bail!("MCP initialized notification answered {status}: {body}");
+        }
+        Ok(())
+    }
+
+    fn call(&mut self) -> Result<()> {
+        match self {
+            Driver::Coord { addr } => {
+                let (status, _, body) = http(addr, "GET", "/v1/cluster", &[], "")?;
+                anyhow::ensure!(status == 200, "GET /v1/cluster answered {status}: {body}");
+            }
+            Driver::Mcp { next_id, .. } => {
+                *next_id += 1;
+                let id = *next_id;
+                let (method, params) = if id % 2 == 0 {
+                    ("tools/list", "{}".to_string())
+                } else {
+                    (
+                        "tools/call",
+                        r#"{"name":"vector.nearest","arguments":{"vectors":[[0,0],[1,1],[2,2],[3,3]],"query":[1.1,1.0],"k":1}}"#.to_string(),
+                    )
+                };
+                let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+                let (status, _, resp) = self.mcp_post(&body)?;
+                anyhow::ensure!(status == 200 && resp.contains("\"result\""), "MCP {method} answered {status}: {resp}");
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) -> Result<bool> {
+    let package = if profile.starts_with("hakiri-") { profile.to_string() } else { format!("hakiri-{profile}") };
+    if !skip_build {
+        ws.build_all()?;
+    }
+    let bin = ws.binary(&package);
+    let home = probe::scratch_home("soak")?;
+    let running = probe::start_serve(&bin, &home)?;
+    let mut driver = Driver::new(&package, &running.ready_line)?;
+    let warmup = (duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(3600));
+    let interval = (duration / 100).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let start = Instant::now();
+    let (mut calls, mut errors) = (0u64, 0u64);
+    let mut samples: Vec<(Duration, u64)> = Vec::new();
+    let mut next_sample = start + warmup;
+    println!("soak {package}: {:?} with {:?} warm-up, sampling every {:?}", duration, warmup, interval);
+    while start.elapsed() < duration {
+        match driver.call() {
+            Ok(()) => calls += 1,
+            Err(e) => {
+                errors += 1;
+                if errors <= 5 {
+                    eprintln!("call failed: {e:#}");
+                }
+            }
+        }
+        if Instant::now() >= next_sample {
+            let rss = probe::rss(running.pid()).context("the daemon died during the soak")?;
+            samples.push((start.elapsed(), rss));
+            next_sample += interval;
+            if samples.len() % 10 == 1 {
+                println!("{:>8.0}s  RSS {}  calls {calls}  errors {errors}", start.elapsed().as_secs_f64(), mb(rss));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&home);
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        bail!("the soak was too short to sample RSS after warm-up; give a longer --duration");
+    };
+    let drift = (last.1 as f64 - first.1 as f64) / first.1 as f64;
+    println!(
+        "{package}: RSS {} after warm-up, {} at the end ({:+.1}%); {calls} calls, {errors} errors",
+        mb(first.1),
+        mb(last.1),
+        drift * 100.0
+    );
+    let mut ok = true;
+    if drift.abs() > MAX_DRIFT {
+        println!("{package} soak RSS drift {:+.1}% > ±5%", drift * 100.0);
+        ok = false;
+    }
+    if errors > 0 {
+        println!("{package} soak had {errors} failed calls");
+        ok = false;
+    }
+    Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations_and_ready_lines() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("5 weeks").is_err());
+        let ready = "hakiri-full ready: mcp on http://127.0.0.1:4312/mcp, raft";
+        assert_eq!(service_addr(ready, "mcp").as_deref(), Some("127.0.0.1:4312"));
+        assert_eq!(service_addr(ready, "coord-api"), None);
+    }
+}

@@ -1,0 +1,38 @@
+//! Hakiri's kernel.
+//!
+//! The kernel never names a capability. Capability crates describe themselves
+//! with [`capability!`], which submits a [`Capability`] to an `inventory`
+//! registry; at start-up the kernel collects every linked capability, lets each
+//! contribute through a [`Registrar`], and dispatches the CLI, tool calls and
+//! services over what was contributed.
+//!
+//! An embedding program depends on `hakiri-kernel` plus the capability crates it
+//! wants, references them (`use hakiri_cap_x as _;`) so they are linked, and
+//! calls [`Registry::from_inventory`].
+
+pub mod capability;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extension;
+pub mod profile;
+pub mod registry;
+pub mod service;
+pub mod tool;
+
+pub use capability::{Capability, CheckOutcome, Library};
+pub use config::Config;
+pub use error::KernelError;
+pub use extension::{Catalog, CatalogBackend, Connector, DatasetEntry, SourceReader};
+pub use profile::{Elsewhere, Profile};
+pub use registry::{Context, Registrar, Registry};
+pub use service::{RunningService, Shutdown};
+pub use tool::{Tool, ToolError};
+
+#[doc(hidden)]
+pub use futures;
+#[doc(hidden)]
+pub use inventory;
+
+/// A boxed, sendable future: the return type of every async contribution.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
