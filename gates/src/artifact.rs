@@ -55,7 +55,7 @@ pub fn static_problems(path: &Path) -> Result<Vec<String>> {
             problems.push(format!("ELF interpreter {}", String::from_utf8_lossy(interp)));
         }
         if let Ok(Some(dynamic)) = ph.dynamic(endian, data.as_slice()) {
-            let needed = dynamic.iter().filter(|d| d.d_tag.get(endian) == u64::from(elf::DT_NEEDED)).count();
+            let needed = dynamic.iter().filter(|d| d.d_tag.get(endian) == elf::DT_NEEDED).count();
             if needed > 0 {
                 problems.push(format!("{needed} DT_NEEDED entries (shared libraries)"));
             }

@@ -81,26 +81,25 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
             return r;
         }
     };
-    let mut fail = |r: &mut ProfileResult, msg: String| r.failures.push(msg);
 
     // 1. capabilities, as the binary reports them.
     match probe::capabilities(&bin, &home) {
         Ok(json) => {
             r.capabilities = reported_names(&json);
             for f in check_capabilities(name, &p.capabilities, &budget.forbidden_capabilities, &json, &ws.root, graph) {
-                fail(&mut r, f);
+                r.failures.push(f);
             }
         }
-        Err(e) => fail(&mut r, format!("{name} capabilities: {e:#}")),
+        Err(e) => r.failures.push(format!("{name} capabilities: {e:#}")),
     }
     // 2. dependency graph.
     match graph.forbidden(name, &budget.forbidden_crates) {
         Ok(found) => {
             for (krate, path) in found {
-                fail(&mut r, format!("{name} depends on forbidden crate {krate} ({path})"));
+                r.failures.push(format!("{name} depends on forbidden crate {krate} ({path})"));
             }
         }
-        Err(e) => fail(&mut r, format!("{name} dependency graph: {e}")),
+        Err(e) => r.failures.push(format!("{name} dependency graph: {e}")),
     }
     // 3. size.
     match (std::fs::metadata(&bin), artifact::gzip_size(&bin)) {
@@ -108,27 +107,27 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
             r.stripped_bytes = m.len();
             r.compressed_bytes = gz;
             if let Some(f) = size_failure(name, gz, budget.compressed_mb) {
-                fail(&mut r, f);
+                r.failures.push(f);
             }
         }
-        (Err(e), _) => fail(&mut r, format!("{name} binary {}: {e}", bin.display())),
-        (_, Err(e)) => fail(&mut r, format!("{name} gzip: {e:#}")),
+        (Err(e), _) => r.failures.push(format!("{name} binary {}: {e}", bin.display())),
+        (_, Err(e)) => r.failures.push(format!("{name} gzip: {e:#}")),
     }
     // 4. static.
     match artifact::static_problems(&bin) {
         Ok(problems) if problems.is_empty() => r.static_binary = true,
-        Ok(problems) => fail(&mut r, format!("{name} is not static: {}", problems.join(", "))),
-        Err(e) => fail(&mut r, format!("{name} static check: {e:#}")),
+        Ok(problems) => r.failures.push(format!("{name} is not static: {}", problems.join(", "))),
+        Err(e) => r.failures.push(format!("{name} static check: {e:#}")),
     }
     // 5. idle RSS.
     match probe::idle_rss(&bin, &budget.idle_shape, &home) {
         Ok(rss) => {
             r.idle_rss_bytes = Some(rss);
             if rss as f64 > budget.idle_rss_mb * MB {
-                fail(&mut r, format!("{name} idle RSS {rss} > {} MB", budget.idle_rss_mb));
+                r.failures.push(format!("{name} idle RSS {rss} > {} MB", budget.idle_rss_mb));
             }
         }
-        Err(e) => fail(&mut r, format!("{name} idle RSS: {e:#}")),
+        Err(e) => r.failures.push(format!("{name} idle RSS: {e:#}")),
     }
     // 6. cold start, for profiles that run as a Lambda bootstrap.
     if let Some(limit) = budget.cold_start_ms {
@@ -137,18 +136,19 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
             Ok(size) => {
                 r.lambda_zip_bytes = Some(size);
                 if size > LAMBDA_ZIP_LIMIT {
-                    fail(&mut r, format!("{name} Lambda zip {size} > 50 MB (AWS direct-upload limit)"));
+                    r.failures.push(format!("{name} Lambda zip {size} > 50 MB (AWS direct-upload limit)"));
                 }
                 if r.stripped_bytes > LAMBDA_UNZIPPED_LIMIT {
-                    fail(&mut r, format!("{name} unzipped {} > 250 MB (AWS limit)", r.stripped_bytes));
+                    let unzipped = r.stripped_bytes;
+                    r.failures.push(format!("{name} unzipped {unzipped} > 250 MB (AWS limit)"));
                 }
             }
-            Err(e) => fail(&mut r, format!("{name} Lambda zip: {e:#}")),
+            Err(e) => r.failures.push(format!("{name} Lambda zip: {e:#}")),
         }
         if hello_ms.is_none() {
             match probe::cold_starts(&ws.binary(HELLO_LAMBDA), runs, &home) {
                 Ok(t) => *hello_ms = Some(ms(probe::median(t))),
-                Err(e) => fail(&mut r, format!("{HELLO_LAMBDA} cold start: {e:#}")),
+                Err(e) => r.failures.push(format!("{HELLO_LAMBDA} cold start: {e:#}")),
             }
         }
         r.hello_cold_start_ms = *hello_ms;
@@ -157,10 +157,10 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
                 let median = ms(probe::median(t));
                 r.cold_start_ms = Some(median);
                 if median > limit {
-                    fail(&mut r, format!("{name} cold start {median:.1} ms > {limit} ms"));
+                    r.failures.push(format!("{name} cold start {median:.1} ms > {limit} ms"));
                 }
             }
-            Err(e) => fail(&mut r, format!("{name} cold start: {e:#}")),
+            Err(e) => r.failures.push(format!("{name} cold start: {e:#}")),
         }
     }
     let _ = std::fs::remove_dir_all(&home);

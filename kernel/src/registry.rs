@@ -23,8 +23,11 @@ pub type CheckFn = Arc<dyn Fn(Context) -> BoxFuture<'static, CheckOutcome> + Sen
 #[derive(Clone, Copy)]
 pub struct ConfigValidator {
     pub value: fn(&toml::Value) -> Result<(), String>,
-    pub text: fn(&str) -> Result<(), (String, Option<std::ops::Range<usize>>)>,
+    pub text: fn(&str) -> Result<(), SpannedError>,
 }
+
+/// An error message and the byte span it refers to, if known.
+pub type SpannedError = (String, Option<std::ops::Range<usize>>);
 pub type LaunchRun = Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
 
 /// Something registered by one capability.
@@ -207,7 +210,7 @@ impl Registrar<'_> {
         fn value<T: serde::de::DeserializeOwned>(v: &toml::Value) -> Result<(), String> {
             v.clone().try_into::<T>().map(|_| ()).map_err(|e| e.message().to_string())
         }
-        fn text<T: serde::de::DeserializeOwned>(t: &str) -> Result<(), (String, Option<std::ops::Range<usize>>)> {
+        fn text<T: serde::de::DeserializeOwned>(t: &str) -> Result<(), SpannedError> {
             toml::from_str::<T>(t).map(|_| ()).map_err(|e| (e.message().to_string(), e.span()))
         }
         let validator = ConfigValidator {

@@ -175,7 +175,7 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 out.write_all(head.as_bytes())?;
                 out.write_all(payload.as_bytes())?;
             }
-            ("POST", r) if r == "init/error" => {
+            ("POST", "init/error") => {
                 record(s, String::new(), Kind::InitError, body);
                 accepted(&mut out)?;
             }
