@@ -3,8 +3,9 @@
 //! service, a streamable HTTP endpoint at `http://<[mcp] listen>/mcp`.
 //!
 //! The tool list is the kernel registry's: names, descriptions and input
-//! schemas pass through unchanged, and calls go through [`Context::call`], the
-//! same path as `hakiri call` and Lambda.
+//! schemas pass through unchanged (a schema without a top-level `type` is
+//! marked `object`, as MCP requires), and calls go through [`Context::call`],
+//! the same path as `hakiri call` and Lambda.
 
 use anyhow::{anyhow, Context as _};
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, RunningService, Shutdown};
