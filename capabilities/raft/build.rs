@@ -1,1 +1,3 @@
-fn main() { hakiri_build::capability() }
+fn main() {
+    hakiri_build::capability()
+}

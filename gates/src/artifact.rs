@@ -31,7 +31,8 @@ impl Write for CountingSink {
 /// `bootstrap`, and returns its size.
 pub fn lambda_zip(binary: &Path, out: &Path) -> Result<u64> {
     let data = std::fs::read(binary)?;
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut zip = zip::ZipWriter::new(file);
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -46,16 +47,27 @@ pub fn lambda_zip(binary: &Path, out: &Path) -> Result<u64> {
 /// Why a binary is not fully static: an ELF interpreter or DT_NEEDED entries.
 pub fn static_problems(path: &Path) -> Result<Vec<String>> {
     let data = std::fs::read(path)?;
-    let file = ElfFile64::<Endianness>::parse(data.as_slice()).with_context(|| format!("{} is not a 64-bit ELF", path.display()))?;
+    let file = ElfFile64::<Endianness>::parse(data.as_slice())
+        .with_context(|| format!("{} is not a 64-bit ELF", path.display()))?;
     let endian = file.endian();
     let mut problems = Vec::new();
     for ph in file.elf_program_headers() {
         if ph.p_type(endian) == elf::PT_INTERP {
-            let interp = ph.interpreter(endian, data.as_slice()).ok().flatten().unwrap_or_default();
-            problems.push(format!("ELF interpreter {}", String::from_utf8_lossy(interp)));
+            let interp = ph
+                .interpreter(endian, data.as_slice())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            problems.push(format!(
+                "ELF interpreter {}",
+                String::from_utf8_lossy(interp)
+            ));
         }
         if let Ok(Some(dynamic)) = ph.dynamic(endian, data.as_slice()) {
-            let needed = dynamic.iter().filter(|d| d.d_tag.get(endian) == elf::DT_NEEDED).count();
+            let needed = dynamic
+                .iter()
+                .filter(|d| d.d_tag.get(endian) == elf::DT_NEEDED)
+                .count();
             if needed > 0 {
                 problems.push(format!("{needed} DT_NEEDED entries (shared libraries)"));
             }

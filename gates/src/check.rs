@@ -64,9 +64,18 @@ pub fn run(ws: &Workspace, report_path: &Path, skip_build: bool, runs: usize) ->
     Ok(report.failures.is_empty())
 }
 
-fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize, hello_ms: &mut Option<f64>) -> ProfileResult {
+fn check_profile(
+    ws: &Workspace,
+    graph: &Graph,
+    p: &ProfileManifest,
+    runs: usize,
+    hello_ms: &mut Option<f64>,
+) -> ProfileResult {
     let name = p.package.as_str();
-    let budget = p.budget.clone().expect("read_profiles only returns profiles with profile.toml");
+    let budget = p
+        .budget
+        .clone()
+        .expect("read_profiles only returns profiles with profile.toml");
     let mut r = ProfileResult {
         compressed_budget_bytes: (budget.compressed_mb * MB) as u64,
         idle_rss_budget_bytes: (budget.idle_rss_mb * MB) as u64,
@@ -77,7 +86,8 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
     let home = match probe::scratch_home(name) {
         Ok(h) => h,
         Err(e) => {
-            r.failures.push(format!("{name} cannot create a scratch home: {e}"));
+            r.failures
+                .push(format!("{name} cannot create a scratch home: {e}"));
             return r;
         }
     };
@@ -86,7 +96,14 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
     match probe::capabilities(&bin, &home) {
         Ok(json) => {
             r.capabilities = reported_names(&json);
-            for f in check_capabilities(name, &p.capabilities, &budget.forbidden_capabilities, &json, &ws.root, graph) {
+            for f in check_capabilities(
+                name,
+                &p.capabilities,
+                &budget.forbidden_capabilities,
+                &json,
+                &ws.root,
+                graph,
+            ) {
                 r.failures.push(f);
             }
         }
@@ -96,7 +113,9 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
     match graph.forbidden(name, &budget.forbidden_crates) {
         Ok(found) => {
             for (krate, path) in found {
-                r.failures.push(format!("{name} depends on forbidden crate {krate} ({path})"));
+                r.failures.push(format!(
+                    "{name} depends on forbidden crate {krate} ({path})"
+                ));
             }
         }
         Err(e) => r.failures.push(format!("{name} dependency graph: {e}")),
@@ -110,13 +129,17 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
                 r.failures.push(f);
             }
         }
-        (Err(e), _) => r.failures.push(format!("{name} binary {}: {e}", bin.display())),
+        (Err(e), _) => r
+            .failures
+            .push(format!("{name} binary {}: {e}", bin.display())),
         (_, Err(e)) => r.failures.push(format!("{name} gzip: {e:#}")),
     }
     // 4. static.
     match artifact::static_problems(&bin) {
         Ok(problems) if problems.is_empty() => r.static_binary = true,
-        Ok(problems) => r.failures.push(format!("{name} is not static: {}", problems.join(", "))),
+        Ok(problems) => r
+            .failures
+            .push(format!("{name} is not static: {}", problems.join(", "))),
         Err(e) => r.failures.push(format!("{name} static check: {e:#}")),
     }
     // 5. idle RSS.
@@ -124,7 +147,8 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
         Ok(rss) => {
             r.idle_rss_bytes = Some(rss);
             if rss as f64 > budget.idle_rss_mb * MB {
-                r.failures.push(format!("{name} idle RSS {rss} > {} MB", budget.idle_rss_mb));
+                r.failures
+                    .push(format!("{name} idle RSS {rss} > {} MB", budget.idle_rss_mb));
             }
         }
         Err(e) => r.failures.push(format!("{name} idle RSS: {e:#}")),
@@ -136,11 +160,14 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
             Ok(size) => {
                 r.lambda_zip_bytes = Some(size);
                 if size > LAMBDA_ZIP_LIMIT {
-                    r.failures.push(format!("{name} Lambda zip {size} > 50 MB (AWS direct-upload limit)"));
+                    r.failures.push(format!(
+                        "{name} Lambda zip {size} > 50 MB (AWS direct-upload limit)"
+                    ));
                 }
                 if r.stripped_bytes > LAMBDA_UNZIPPED_LIMIT {
                     let unzipped = r.stripped_bytes;
-                    r.failures.push(format!("{name} unzipped {unzipped} > 250 MB (AWS limit)"));
+                    r.failures
+                        .push(format!("{name} unzipped {unzipped} > 250 MB (AWS limit)"));
                 }
             }
             Err(e) => r.failures.push(format!("{name} Lambda zip: {e:#}")),
@@ -157,7 +184,8 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
                 let median = ms(probe::median(t));
                 r.cold_start_ms = Some(median);
                 if median > limit {
-                    r.failures.push(format!("{name} cold start {median:.1} ms > {limit} ms"));
+                    r.failures
+                        .push(format!("{name} cold start {median:.1} ms > {limit} ms"));
                 }
             }
             Err(e) => r.failures.push(format!("{name} cold start: {e:#}")),
@@ -173,7 +201,8 @@ fn ms(d: Duration) -> f64 {
 
 /// The ADR's one-line failure for a size over budget.
 pub fn size_failure(profile: &str, compressed: u64, budget_mb: f64) -> Option<String> {
-    (compressed as f64 > budget_mb * MB).then(|| format!("{profile} compressed {compressed} > {budget_mb} MB"))
+    (compressed as f64 > budget_mb * MB)
+        .then(|| format!("{profile} compressed {compressed} > {budget_mb} MB"))
 }
 
 fn reported_names(json: &Value) -> Vec<String> {
@@ -186,7 +215,11 @@ fn reported_names(json: &Value) -> Vec<String> {
 }
 
 fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Compares a binary's own `capabilities --json` with its manifest: the same
@@ -202,14 +235,19 @@ pub fn check_capabilities(
 ) -> Vec<String> {
     let mut failures = Vec::new();
     if json["profile"].as_str() != Some(profile) {
-        failures.push(format!("{profile} reports itself as profile {}", json["profile"]));
+        failures.push(format!(
+            "{profile} reports itself as profile {}",
+            json["profile"]
+        ));
     }
     let reported = reported_names(json);
     for d in declared.iter().filter(|d| !reported.contains(d)) {
         failures.push(format!("{profile} capability {d} is declared in Cargo.toml but not linked (its registration is missing)"));
     }
     for x in reported.iter().filter(|x| !declared.contains(x)) {
-        failures.push(format!("{profile} reports capability {x} that its Cargo.toml does not declare"));
+        failures.push(format!(
+            "{profile} reports capability {x} that its Cargo.toml does not declare"
+        ));
     }
     for x in reported.iter().filter(|x| forbidden.contains(x)) {
         failures.push(format!("{profile} contains forbidden capability {x}"));
@@ -244,10 +282,17 @@ pub fn check_capabilities(
         let crate_name = format!("{}{name}", hakiri_build::CAPABILITY_PREFIX);
         let libs: Vec<&Value> = cap["libraries"].as_array().into_iter().flatten().collect();
         if libs.len() != meta.libraries.len() {
-            failures.push(format!("{profile} capability {name} reports {} libraries, its manifest names {}", libs.len(), meta.libraries.len()));
+            failures.push(format!(
+                "{profile} capability {name} reports {} libraries, its manifest names {}",
+                libs.len(),
+                meta.libraries.len()
+            ));
         }
         for lib in libs {
-            let (lname, version) = (lib["name"].as_str().unwrap_or_default(), lib["version"].as_str().unwrap_or_default());
+            let (lname, version) = (
+                lib["name"].as_str().unwrap_or_default(),
+                lib["version"].as_str().unwrap_or_default(),
+            );
             match graph.dependency_version(&crate_name, lname) {
                 Some(v) if v == version => {}
                 Some(v) => failures.push(format!("{profile} capability {name} reports {lname} {version} but links {lname} {v}")),
@@ -262,7 +307,14 @@ pub fn render_table(report: &Report) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{:14} {:>9} {:>9} {:>8} {:>9} {:>8} {:>22} {:>7}  capabilities\n",
-        "profile", "stripped", "gzip -9", "budget", "idle RSS", "budget", "cold start (hello)", "static"
+        "profile",
+        "stripped",
+        "gzip -9",
+        "budget",
+        "idle RSS",
+        "budget",
+        "cold start (hello)",
+        "static"
     ));
     for (name, r) in &report.profiles {
         let rss = r.idle_rss_bytes.map(mb).unwrap_or_else(|| "-".into());
@@ -284,7 +336,11 @@ pub fn render_table(report: &Report) -> String {
             r.capabilities.join(", ")
         ));
         if let Some(z) = r.lambda_zip_bytes {
-            out.push_str(&format!("{:14} Lambda zip (bootstrap): {} of 50 MB\n", "", mb(z)));
+            out.push_str(&format!(
+                "{:14} Lambda zip (bootstrap): {} of 50 MB\n",
+                "",
+                mb(z)
+            ));
         }
     }
     out.push_str(&format!("{} failure(s)\n", report.failures.len()));

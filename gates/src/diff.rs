@@ -6,22 +6,44 @@ use anyhow::{Context, Result};
 use std::path::Path;
 
 pub fn load(path: &Path) -> Result<Report> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a gates report (cargo gates check --report)", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a gates report (cargo gates check --report)",
+            path.display()
+        )
+    })
 }
 
 fn delta_bytes(old: u64, new: u64) -> String {
     let d = new as i64 - old as i64;
-    let pct = if old > 0 { d as f64 * 100.0 / old as f64 } else { 0.0 };
-    format!("{} → {} ({}{} , {pct:+.1}%)", mb(old), mb(new), if d >= 0 { "+" } else { "-" }, mb(d.unsigned_abs()))
+    let pct = if old > 0 {
+        d as f64 * 100.0 / old as f64
+    } else {
+        0.0
+    };
+    format!(
+        "{} → {} ({}{} , {pct:+.1}%)",
+        mb(old),
+        mb(new),
+        if d >= 0 { "+" } else { "-" },
+        mb(d.unsigned_abs())
+    )
 }
 
 /// A Markdown table of what changed.
 pub fn render(old: &Report, new: &Report) -> String {
-    let mut out = String::from("| profile | gzip -9 | stripped | idle RSS | cold start |\n|---|---|---|---|---|\n");
+    let mut out = String::from(
+        "| profile | gzip -9 | stripped | idle RSS | cold start |\n|---|---|---|---|---|\n",
+    );
     for (name, n) in &new.profiles {
         let Some(o) = old.profiles.get(name) else {
-            out.push_str(&format!("| {name} | new: {} | {} | | |\n", mb(n.compressed_bytes), mb(n.stripped_bytes)));
+            out.push_str(&format!(
+                "| {name} | new: {} | {} | | |\n",
+                mb(n.compressed_bytes),
+                mb(n.stripped_bytes)
+            ));
             continue;
         };
         let rss = match (o.idle_rss_bytes, n.idle_rss_bytes) {
@@ -38,7 +60,11 @@ pub fn render(old: &Report, new: &Report) -> String {
             delta_bytes(o.stripped_bytes, n.stripped_bytes)
         ));
     }
-    for name in old.profiles.keys().filter(|k| !new.profiles.contains_key(*k)) {
+    for name in old
+        .profiles
+        .keys()
+        .filter(|k| !new.profiles.contains_key(*k))
+    {
         out.push_str(&format!("| {name} | removed | | | |\n"));
     }
     if !new.failures.is_empty() {

@@ -14,18 +14,32 @@ impl<'a> Graph<'a> {
     pub fn new(metadata: &'a Value) -> Graph<'a> {
         let mut packages = BTreeMap::new();
         for p in metadata["packages"].as_array().into_iter().flatten() {
-            if let (Some(id), Some(name), Some(v)) = (p["id"].as_str(), p["name"].as_str(), p["version"].as_str()) {
+            if let (Some(id), Some(name), Some(v)) =
+                (p["id"].as_str(), p["name"].as_str(), p["version"].as_str())
+            {
                 packages.insert(id, (name, v));
             }
         }
         let mut edges = BTreeMap::new();
-        for node in metadata["resolve"]["nodes"].as_array().into_iter().flatten() {
-            let Some(id) = node["id"].as_str() else { continue };
+        for node in metadata["resolve"]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = node["id"].as_str() else {
+                continue;
+            };
             let deps = node["deps"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|d| d["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].as_str() != Some("dev")))
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|k| k["kind"].as_str() != Some("dev"))
+                })
                 .filter_map(|d| d["pkg"].as_str())
                 .collect();
             edges.insert(id, deps);
@@ -34,12 +48,21 @@ impl<'a> Graph<'a> {
     }
 
     fn id_of(&self, name: &str) -> Option<&'a str> {
-        self.packages.iter().find(|(_, (n, _))| *n == name).map(|(id, _)| *id)
+        self.packages
+            .iter()
+            .find(|(_, (n, _))| *n == name)
+            .map(|(id, _)| *id)
     }
 
     /// Forbidden crates reachable from `root`, each with the path that reaches it.
-    pub fn forbidden(&self, root: &str, forbidden: &[String]) -> Result<Vec<(String, String)>, String> {
-        let start = self.id_of(root).ok_or_else(|| format!("package {root} is not in the workspace"))?;
+    pub fn forbidden(
+        &self,
+        root: &str,
+        forbidden: &[String],
+    ) -> Result<Vec<(String, String)>, String> {
+        let start = self
+            .id_of(root)
+            .ok_or_else(|| format!("package {root} is not in the workspace"))?;
         let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
         let mut queue = VecDeque::from([start]);
         let mut seen = std::collections::BTreeSet::from([start]);

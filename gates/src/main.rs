@@ -61,10 +61,18 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse_from(std::env::args().filter(|a| a != "gates"));
     match cli.command {
-        Command::Check { report, skip_build, runs } => {
+        Command::Check {
+            report,
+            skip_build,
+            runs,
+        } => {
             let ws = workspace::Workspace::locate()?;
             let ok = check::run(&ws, &report, skip_build, runs)?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Soak {
             profile,
@@ -73,7 +81,11 @@ fn run() -> Result<ExitCode> {
         } => {
             let ws = workspace::Workspace::locate()?;
             let ok = soak::run(&ws, &profile, soak::parse_duration(&duration)?, skip_build)?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Diff { old, new } => {
             print!("{}", diff::render(&diff::load(&old)?, &diff::load(&new)?));

@@ -37,14 +37,20 @@ pub fn capabilities(bin: &Path, home: &Path) -> Result<serde_json::Value> {
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;
     if !out.status.success() {
-        bail!("{} capabilities --json failed: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} capabilities --json failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    serde_json::from_slice(&out.stdout).with_context(|| format!("{} capabilities --json printed invalid JSON", bin.display()))
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} capabilities --json printed invalid JSON", bin.display()))
 }
 
 /// Resident set size of a live process, in bytes.
 pub fn rss(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("process is gone")?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("process is gone")?;
     let kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -107,12 +113,19 @@ pub fn start_serve(bin: &Path, home: &Path) -> Result<Running> {
             Ok(line) if line.contains(" ready: ") => {
                 // Keep draining stderr so the child never blocks on a full pipe.
                 std::thread::spawn(move || for _ in rx {});
-                return Ok(Running { child, ready_line: line });
+                return Ok(Running {
+                    child,
+                    ready_line: line,
+                });
             }
             Ok(line) => seen.push(line),
             Err(_) => {
                 let _ = child.kill();
-                bail!("{} serve was not ready within 60 s; it said: {}", bin.display(), seen.join(" | "));
+                bail!(
+                    "{} serve was not ready within 60 s; it said: {}",
+                    bin.display(),
+                    seen.join(" | ")
+                );
             }
         }
     }
@@ -135,7 +148,12 @@ pub fn start_lambda(bin: &Path, home: &Path) -> Result<(Running, Emulator)> {
     };
     match emu.wait(&id, Duration::from_secs(30)) {
         Some(o) if o.kind == Kind::Response => {}
-        Some(o) => bail!("{} answered the invocation with {:?}: {}", bin.display(), o.kind, o.body),
+        Some(o) => bail!(
+            "{} answered the invocation with {:?}: {}",
+            bin.display(),
+            o.kind,
+            o.body
+        ),
         None => bail!("{} did not answer an invocation within 30 s", bin.display()),
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -162,7 +180,9 @@ pub fn idle_rss(bin: &Path, shape: &[String], home: &Path) -> Result<u64> {
             settle();
             max_rss(running.pid())
         }
-        other => bail!("unknown idle_shape {other:?} in profile.toml; use [\"serve\"] or [\"lambda\"]"),
+        other => {
+            bail!("unknown idle_shape {other:?} in profile.toml; use [\"serve\"] or [\"lambda\"]")
+        }
     }
 }
 

@@ -14,7 +14,9 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().with_context(|| format!("`{s}` is not a duration; use e.g. 90s, 10m, 2h, 7d"))?;
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("`{s}` is not a duration; use e.g. 90s, 10m, 2h, 7d"))?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -26,10 +28,19 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 /// One request/response over a fresh HTTP/1.1 connection to a loopback server.
-pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<(u16, String, String)> {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, String)> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -44,7 +55,11 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
             Ok(n) => {
                 raw.extend_from_slice(&buf[..n]);
                 // An SSE answer carries the JSON-RPC response in one `data:` event.
-                if raw.windows(7).any(|w| w == b"\"result" || w == b"\"error\"") && raw.ends_with(b"\n\n") {
+                if raw
+                    .windows(7)
+                    .any(|w| w == b"\"result" || w == b"\"error\"")
+                    && raw.ends_with(b"\n\n")
+                {
                     break;
                 }
             }
@@ -54,14 +69,20 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((status, head.to_string(), body.to_string()))
 }
 
 /// `host:port` of the service named `service` in a `… ready: a on http://x/y, …` line.
 fn service_addr(ready: &str, service: &str) -> Option<String> {
     let list = ready.split(" ready: ").nth(1)?;
-    let entry = list.split(", ").find(|e| e.starts_with(&format!("{service} on ")))?;
+    let entry = list
+        .split(", ")
+        .find(|e| e.starts_with(&format!("{service} on ")))?;
     let url = entry.split(" on ").nth(1)?;
     let rest = url.strip_prefix("http://")?;
     Some(rest.split('/').next()?.to_string())
@@ -69,19 +90,31 @@ fn service_addr(ready: &str, service: &str) -> Option<String> {
 
 /// Makes calls against the daemon.
 enum Driver {
-    Coord { addr: String },
-    Mcp { addr: String, session: Option<String>, next_id: u64 },
+    Coord {
+        addr: String,
+    },
+    Mcp {
+        addr: String,
+        session: Option<String>,
+        next_id: u64,
+    },
 }
 
 impl Driver {
     fn new(profile: &str, ready: &str) -> Result<Driver> {
         match profile {
             "hakiri-coord" => Ok(Driver::Coord {
-                addr: service_addr(ready, "coord-api").context("coord-api address not in the ready line")?,
+                addr: service_addr(ready, "coord-api")
+                    .context("coord-api address not in the ready line")?,
             }),
             "hakiri-full" => {
-                let addr = service_addr(ready, "mcp").context("mcp address not in the ready line")?;
-                let mut d = Driver::Mcp { addr, session: None, next_id: 1 };
+                let addr =
+                    service_addr(ready, "mcp").context("mcp address not in the ready line")?;
+                let mut d = Driver::Mcp {
+                    addr,
+                    session: None,
+                    next_id: 1,
+                };
                 d.mcp_initialize()?;
                 Ok(d)
             }
@@ -90,8 +123,13 @@ impl Driver {
     }
 
     fn mcp_post(&mut self, body: &str) -> Result<(u16, String, String)> {
-        let Driver::Mcp { addr, session, .. } = self else { unreachable!() };
-        let mut headers = vec![("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")];
+        let Driver::Mcp { addr, session, .. } = self else {
+            unreachable!()
+        };
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ];
         if let Some(s) = session {
             headers.push(("Mcp-Session-Id", s.as_str()));
         }
@@ -104,13 +142,16 @@ impl Driver {
         if status != 200 {
             bail!("MCP initialize answered {status}: {body}");
         }
-        let sid = head
-            .lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("mcp-session-id")).map(|(_, v)| v.trim().to_string()));
+        let sid = head.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("mcp-session-id"))
+                .map(|(_, v)| v.trim().to_string())
+        });
         if let Driver::Mcp { session, .. } = self {
             *session = sid;
         }
-        let (status, _, body) = self.mcp_post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
+        let (status, _, body) =
+            self.mcp_post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
         if !(200..300).contains(&status) {
             bail!("MCP initialized notification answered {status}: {body}");
         }
@@ -134,9 +175,14 @@ impl Driver {
                         r#"{"name":"vector.nearest","arguments":{"vectors":[[0,0],[1,1],[2,2],[3,3]],"query":[1.1,1.0],"k":1}}"#.to_string(),
                     )
                 };
-                let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#);
+                let body = format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
+                );
                 let (status, _, resp) = self.mcp_post(&body)?;
-                anyhow::ensure!(status == 200 && resp.contains("\"result\""), "MCP {method} answered {status}: {resp}");
+                anyhow::ensure!(
+                    status == 200 && resp.contains("\"result\""),
+                    "MCP {method} answered {status}: {resp}"
+                );
             }
         }
         Ok(())
@@ -144,7 +190,11 @@ impl Driver {
 }
 
 pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) -> Result<bool> {
-    let package = if profile.starts_with("hakiri-") { profile.to_string() } else { format!("hakiri-{profile}") };
+    let package = if profile.starts_with("hakiri-") {
+        profile.to_string()
+    } else {
+        format!("hakiri-{profile}")
+    };
     if !skip_build {
         ws.build_all()?;
     }
@@ -158,7 +208,10 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
     let (mut calls, mut errors) = (0u64, 0u64);
     let mut samples: Vec<(Duration, u64)> = Vec::new();
     let mut next_sample = start + warmup;
-    println!("soak {package}: {:?} with {:?} warm-up, sampling every {:?}", duration, warmup, interval);
+    println!(
+        "soak {package}: {:?} with {:?} warm-up, sampling every {:?}",
+        duration, warmup, interval
+    );
     while start.elapsed() < duration {
         match driver.call() {
             Ok(()) => calls += 1,
@@ -174,7 +227,11 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
             samples.push((start.elapsed(), rss));
             next_sample += interval;
             if samples.len() % 10 == 1 {
-                println!("{:>8.0}s  RSS {}  calls {calls}  errors {errors}", start.elapsed().as_secs_f64(), mb(rss));
+                println!(
+                    "{:>8.0}s  RSS {}  calls {calls}  errors {errors}",
+                    start.elapsed().as_secs_f64(),
+                    mb(rss)
+                );
             }
         }
     }
@@ -211,7 +268,10 @@ mod tests {
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("5 weeks").is_err());
         let ready = "hakiri-full ready: mcp on http://127.0.0.1:4312/mcp, raft";
-        assert_eq!(service_addr(ready, "mcp").as_deref(), Some("127.0.0.1:4312"));
+        assert_eq!(
+            service_addr(ready, "mcp").as_deref(),
+            Some("127.0.0.1:4312")
+        );
         assert_eq!(service_addr(ready, "coord-api"), None);
     }
 }

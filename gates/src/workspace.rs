@@ -22,7 +22,11 @@ impl Workspace {
             .or_else(|| hakiri_build::workspace_root(Path::new(env!("CARGO_MANIFEST_DIR"))))
             .context("run `cargo gates` inside the Hakiri workspace")?;
         let metadata = cargo_metadata(&root)?;
-        let target_dir = PathBuf::from(metadata["target_directory"].as_str().context("cargo metadata: no target_directory")?);
+        let target_dir = PathBuf::from(
+            metadata["target_directory"]
+                .as_str()
+                .context("cargo metadata: no target_directory")?,
+        );
         Ok(Workspace {
             root,
             target_dir,
@@ -57,11 +61,20 @@ impl Workspace {
 pub fn cargo_metadata(root: &Path) -> Result<serde_json::Value> {
     let out = Command::new("cargo")
         .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--filter-platform", TARGET])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            TARGET,
+        ])
         .output()
         .context("cannot run cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }

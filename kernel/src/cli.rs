@@ -52,7 +52,10 @@ pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hakiri: cannot start the async runtime: {e}");
@@ -85,7 +88,10 @@ fn first_positional(args: &[OsString]) -> Option<String> {
 
 fn build_cli(registry: &Registry, profile: &Profile) -> Command {
     let mut cli = Command::new("hakiri")
-        .about(format!("Hakiri data-retrieval runtime for AI agents ({})", profile.name))
+        .about(format!(
+            "Hakiri data-retrieval runtime for AI agents ({})",
+            profile.name
+        ))
         .version(profile.version)
         .arg(
             Arg::new("config")
@@ -98,24 +104,46 @@ fn build_cli(registry: &Registry, profile: &Profile) -> Command {
         .subcommand(
             Command::new("capabilities")
                 .about("List the capabilities linked into this binary")
-                .arg(flag("json", "Print stable JSON (see README: capabilities JSON)"))
-                .arg(flag("check", "Run every capability's self-check; exit non-zero if one fails")),
+                .arg(flag(
+                    "json",
+                    "Print stable JSON (see README: capabilities JSON)",
+                ))
+                .arg(flag(
+                    "check",
+                    "Run every capability's self-check; exit non-zero if one fails",
+                )),
         )
-        .subcommand(Command::new("version").about("Print version and build information").arg(flag("json", "Print JSON")))
-        .subcommand(Command::new("tools").about("List the tools this binary can call").arg(flag("json", "Print JSON with input schemas")))
+        .subcommand(
+            Command::new("version")
+                .about("Print version and build information")
+                .arg(flag("json", "Print JSON")),
+        )
+        .subcommand(
+            Command::new("tools")
+                .about("List the tools this binary can call")
+                .arg(flag("json", "Print JSON with input schemas")),
+        )
         .subcommand(
             Command::new("call")
                 .about("Call a tool with JSON input")
-                .arg(Arg::new("tool").required(true).help("Tool name (see `hakiri tools`)"))
+                .arg(
+                    Arg::new("tool")
+                        .required(true)
+                        .help("Tool name (see `hakiri tools`)"),
+                )
                 .arg(Arg::new("input").help("JSON input; `-` reads stdin; default {}")),
         )
         .subcommand(
             Command::new("config")
                 .about("Inspect the configuration")
                 .subcommand_required(true)
-                .subcommand(Command::new("check").about("Validate the configuration against this binary")),
+                .subcommand(
+                    Command::new("check").about("Validate the configuration against this binary"),
+                ),
         )
-        .subcommand(Command::new("serve").about("Run this binary's long-running services until stopped"));
+        .subcommand(
+            Command::new("serve").about("Run this binary's long-running services until stopped"),
+        );
     for entry in registry.commands.values() {
         cli = cli.subcommand(entry.item.0.clone());
     }
@@ -123,7 +151,10 @@ fn build_cli(registry: &Registry, profile: &Profile) -> Command {
 }
 
 fn flag(name: &'static str, help: &'static str) -> Arg {
-    Arg::new(name).long(name).action(ArgAction::SetTrue).help(help)
+    Arg::new(name)
+        .long(name)
+        .action(ArgAction::SetTrue)
+        .help(help)
 }
 
 async fn dispatch(matches: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
@@ -145,7 +176,11 @@ async fn dispatch(matches: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode>
         "config" => config_check(&ctx),
         "serve" => serve(&ctx).await,
         other => {
-            let entry = ctx.registry.commands.get(other).ok_or_else(|| anyhow!("unknown command `{other}`"))?;
+            let entry = ctx
+                .registry
+                .commands
+                .get(other)
+                .ok_or_else(|| anyhow!("unknown command `{other}`"))?;
             (entry.item.1)(sub.clone(), ctx.clone()).await
         }
     }
@@ -197,14 +232,23 @@ async fn capabilities(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode>
     let run_checks = m.get_flag("check");
     let mut caps = Vec::new();
     for cap in &ctx.registry.capabilities {
-        let check = if run_checks { Some(ctx.check(cap.name).await) } else { None };
+        let check = if run_checks {
+            Some(ctx.check(cap.name).await)
+        } else {
+            None
+        };
         caps.push(CapabilityReport {
             name: cap.name,
             crate_name: cap.crate_name,
             version: cap.version,
             summary: cap.summary,
             libraries: cap.libraries,
-            contributes: ctx.registry.contributions.get(cap.name).cloned().unwrap_or_default(),
+            contributes: ctx
+                .registry
+                .contributions
+                .get(cap.name)
+                .cloned()
+                .unwrap_or_default(),
             check,
         });
     }
@@ -215,7 +259,9 @@ async fn capabilities(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode>
         .copied()
         .filter(|d| ctx.registry.capability(d).is_none())
         .collect();
-    let failed = caps.iter().any(|c| matches!(c.check, Some(CheckOutcome::Failed(_))));
+    let failed = caps
+        .iter()
+        .any(|c| matches!(c.check, Some(CheckOutcome::Failed(_))));
     let report = CapabilitiesReport {
         schema_version: 1,
         profile: ctx.profile.name,
@@ -236,19 +282,31 @@ async fn capabilities(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode>
 }
 
 fn print_capabilities(r: &CapabilitiesReport) {
-    println!("{} {} ({}, {})", r.profile, r.version, r.build.target, r.build.git_revision);
+    println!(
+        "{} {} ({}, {})",
+        r.profile, r.version, r.build.target, r.build.git_revision
+    );
     let rows: Vec<[String; 4]> = r
         .capabilities
         .iter()
         .map(|c| {
-            let libs: Vec<String> = c.libraries.iter().map(|l| format!("{} {}", l.name, l.version)).collect();
+            let libs: Vec<String> = c
+                .libraries
+                .iter()
+                .map(|l| format!("{} {}", l.name, l.version))
+                .collect();
             let status = match &c.check {
                 None => String::new(),
                 Some(CheckOutcome::Ok(d)) => format!("ok: {d}"),
                 Some(CheckOutcome::Skipped(d)) => format!("skipped: {d}"),
                 Some(CheckOutcome::Failed(d)) => format!("FAILED: {d}"),
             };
-            [c.name.to_string(), libs.join(", "), status, c.summary.to_string()]
+            [
+                c.name.to_string(),
+                libs.join(", "),
+                status,
+                c.summary.to_string(),
+            ]
         })
         .collect();
     let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0).max(10);
@@ -266,17 +324,24 @@ fn print_capabilities(r: &CapabilitiesReport) {
         }
     }
     for m in &r.missing {
-        println!("{m:w0$}  NOT LINKED: declared by {} but its registration is missing", r.profile);
+        println!(
+            "{m:w0$}  NOT LINKED: declared by {} but its registration is missing",
+            r.profile
+        );
     }
 }
 
 fn version(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
     let p = ctx.profile;
     if m.get_flag("json") {
-        let v = serde_json::json!({"profile": p.name, "version": p.version, "build": build_info(p)});
+        let v =
+            serde_json::json!({"profile": p.name, "version": p.version, "build": build_info(p)});
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{} {} ({}, {})", p.name, p.version, p.target, p.git_revision);
+        println!(
+            "{} {} ({}, {})",
+            p.name, p.version, p.target, p.git_revision
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -298,7 +363,14 @@ fn tools(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        let w = ctx.registry.tools.keys().map(String::len).max().unwrap_or(4).max(4);
+        let w = ctx
+            .registry
+            .tools
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(4)
+            .max(4);
         println!("{:w$}  {:16}  DESCRIPTION", "TOOL", "CAPABILITY");
         for (name, t) in &ctx.registry.tools {
             println!("{name:w$}  {:16}  {}", t.owner.name, t.item.description);
@@ -313,13 +385,19 @@ async fn call(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
         None => "{}".to_string(),
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read tool input from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read tool input from stdin")?;
             s
         }
         Some(s) => s.to_string(),
     };
-    let input: serde_json::Value = serde_json::from_str(&raw)
-        .with_context(|| format!("tool input is not valid JSON (line {}); pass an object such as '{{}}'", json_error_line(&raw)))?;
+    let input: serde_json::Value = serde_json::from_str(&raw).with_context(|| {
+        format!(
+            "tool input is not valid JSON (line {}); pass an object such as '{{}}'",
+            json_error_line(&raw)
+        )
+    })?;
     let output = ctx.call(tool, input).await?;
     if std::io::stdout().is_terminal() {
         println!("{}", serde_json::to_string_pretty(&output)?);
@@ -330,7 +408,10 @@ async fn call(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
 }
 
 fn json_error_line(raw: &str) -> usize {
-    serde_json::from_str::<serde_json::Value>(raw).err().map(|e| e.line()).unwrap_or(0)
+    serde_json::from_str::<serde_json::Value>(raw)
+        .err()
+        .map(|e| e.line())
+        .unwrap_or(0)
 }
 
 fn config_check(ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -348,7 +429,10 @@ fn config_check(ctx: &Context) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
     }
     if report.errors.is_empty() {
-        println!("config ok: {source}; data_dir {}", ctx.config.data_dir.display());
+        println!(
+            "config ok: {source}; data_dir {}",
+            ctx.config.data_dir.display()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         println!("config has {} error(s): {source}", report.errors.len());
@@ -358,7 +442,10 @@ fn config_check(ctx: &Context) -> anyhow::Result<ExitCode> {
 
 async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
     if ctx.registry.services.is_empty() {
-        bail!("{} has no long-running services; nothing to serve", ctx.profile.name);
+        bail!(
+            "{} has no long-running services; nothing to serve",
+            ctx.profile.name
+        );
     }
     let (trigger, shutdown) = Shutdown::new();
     let mut running = Vec::new();
@@ -366,7 +453,9 @@ async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
     for (name, service) in &ctx.registry.services {
         let svc = (service.item)(ctx.clone(), shutdown.clone())
             .await
-            .with_context(|| format!("service `{name}` ({}) failed to start", service.owner.name))?;
+            .with_context(|| {
+                format!("service `{name}` ({}) failed to start", service.owner.name)
+            })?;
         ready.push(match &svc.address {
             Some(a) => format!("{name} on {a}"),
             None => name.clone(),
@@ -391,7 +480,11 @@ async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
             Err(_) => eprintln!("hakiri: service `{name}` did not stop within 10s; exiting anyway"),
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn wait_for_signal() {

@@ -62,7 +62,12 @@ impl Config {
                 match std::fs::read_to_string(&p) {
                     Ok(text) => (Some(p), text),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, String::new()),
-                    Err(e) => return Err(KernelError::Config(format!("cannot read config file {}: {e}", p.display()))),
+                    Err(e) => {
+                        return Err(KernelError::Config(format!(
+                            "cannot read config file {}: {e}",
+                            p.display()
+                        )))
+                    }
                 }
             }
         };
@@ -76,7 +81,9 @@ impl Config {
 
     /// Parses config text; errors name the file, line and what was expected.
     pub fn parse(text: &str, path: Option<&Path>) -> Result<Config, KernelError> {
-        let name = path.map(|p| p.display().to_string()).unwrap_or_else(|| "<config>".into());
+        let name = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<config>".into());
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
             KernelError::Config(format!("{name}:{line}: invalid TOML: {}", e.message()))
@@ -107,8 +114,14 @@ impl Config {
     }
 
     /// Applies `HAKIRI_*` overrides from `vars`.
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<(), KernelError> {
-        let mut vars: Vec<_> = vars.into_iter().filter(|(k, _)| k.starts_with("HAKIRI_")).collect();
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), KernelError> {
+        let mut vars: Vec<_> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("HAKIRI_"))
+            .collect();
         vars.sort();
         for (var, raw) in vars {
             if SELECTOR_VARS.contains(&var.as_str()) {
@@ -130,7 +143,8 @@ impl Config {
                         )));
                     };
                     t.insert(key.clone(), value);
-                    self.from_env.push((format!("{section}.{key}"), var.clone()));
+                    self.from_env
+                        .push((format!("{section}.{key}"), var.clone()));
                 }
                 Some(_) => {
                     return Err(KernelError::Config(format!(
@@ -156,10 +170,13 @@ impl Config {
     pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, KernelError> {
         match self.table.get(name) {
             None => Ok(T::default()),
-            Some(v) => v
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| KernelError::Config(format!("{}: {}", self.describe_key(Some(name), ""), e.message()))),
+            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
+                KernelError::Config(format!(
+                    "{}: {}",
+                    self.describe_key(Some(name), ""),
+                    e.message()
+                ))
+            }),
         }
     }
 
@@ -180,7 +197,9 @@ impl Config {
             }
             if let Some(validator) = registry.config_sections.get(key) {
                 if let Err(e) = (validator.item.value)(value) {
-                    report.errors.push(self.locate_section_error(key, &validator.item, e));
+                    report
+                        .errors
+                        .push(self.locate_section_error(key, &validator.item, e));
                 }
             } else if let Some(elsewhere) = profile.find_elsewhere("config", key) {
                 report.notes.push(format!(
@@ -191,7 +210,11 @@ impl Config {
                     profile.name
                 ));
             } else {
-                let known: Vec<&str> = registry.config_sections.keys().map(String::as_str).collect();
+                let known: Vec<&str> = registry
+                    .config_sections
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
                 report.errors.push(format!(
                     "{}: unknown section [{key}]; sections this binary reads: {}",
                     self.describe_key(Some(key), ""),
@@ -204,17 +227,39 @@ impl Config {
 
     /// Places a section's validation error at its file line (and key) when the
     /// file alone is at fault, else at the section.
-    fn locate_section_error(&self, section: &str, v: &crate::registry::ConfigValidator, message: String) -> String {
+    fn locate_section_error(
+        &self,
+        section: &str,
+        v: &crate::registry::ConfigValidator,
+        message: String,
+    ) -> String {
         if let (Some(header), Some(path)) = (self.find_line(Some(section), ""), &self.path) {
-            let body: Vec<&str> = self.text.lines().skip(header).take_while(|l| !l.trim_start().starts_with('[')).collect();
+            let body: Vec<&str> = self
+                .text
+                .lines()
+                .skip(header)
+                .take_while(|l| !l.trim_start().starts_with('['))
+                .collect();
             let body = body.join("\n");
             if let Err((msg, Some(span))) = (v.text)(&body) {
                 let line = line_of(&body, span.start);
-                let key = body.lines().nth(line - 1).and_then(|l| l.split('=').next()).unwrap_or("").trim();
-                return format!("{}:{}: [{section}] {key}: {msg}", path.display(), header + line);
+                let key = body
+                    .lines()
+                    .nth(line - 1)
+                    .and_then(|l| l.split('=').next())
+                    .unwrap_or("")
+                    .trim();
+                return format!(
+                    "{}:{}: [{section}] {key}: {msg}",
+                    path.display(),
+                    header + line
+                );
             }
         }
-        format!("{}: [{section}]: {message}", self.describe_key(Some(section), ""))
+        format!(
+            "{}: [{section}]: {message}",
+            self.describe_key(Some(section), "")
+        )
     }
 
     /// `file:line` (or the environment variable) where a key or section is set.
@@ -224,12 +269,20 @@ impl Config {
             Some(s) => format!("{s}.{key}"),
             None => key.to_string(),
         };
-        if let Some((_, var)) = self.from_env.iter().find(|(k, _)| *k == dotted || k.starts_with(&format!("{dotted}."))) {
+        if let Some((_, var)) = self
+            .from_env
+            .iter()
+            .find(|(k, _)| *k == dotted || k.starts_with(&format!("{dotted}.")))
+        {
             if self.path.is_none() || !self.text_has(section, key) {
                 return format!("environment variable {var}");
             }
         }
-        let file = self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<config>".into());
+        let file = self
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<config>".into());
         match self.find_line(section, key) {
             Some(line) => format!("{file}:{line}"),
             None => file,

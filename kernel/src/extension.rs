@@ -25,7 +25,11 @@ pub struct DatasetEntry {
 /// A catalog backend, registered under a URL scheme (`sqlite`, `postgres`, `dynamodb`).
 pub trait CatalogBackend: Send + Sync {
     /// Opens the catalog at `url` (whose scheme selected this backend).
-    fn open<'a>(&'a self, url: &'a str, ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>>;
+    fn open<'a>(
+        &'a self,
+        url: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>>;
 }
 
 /// An open catalog. `publish` must switch a dataset to its new version atomically.
@@ -44,5 +48,9 @@ pub trait Connector: Send + Sync {
     /// Whether this connector reads `source` (a path, URL, `-`, …).
     fn accepts(&self, source: &str) -> bool;
     /// Opens `source` for reading.
-    fn open<'a>(&'a self, source: &'a str, ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<SourceReader>>;
+    fn open<'a>(
+        &'a self,
+        source: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<SourceReader>>;
 }

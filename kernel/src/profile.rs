@@ -38,15 +38,18 @@ impl Profile {
     }
 
     pub fn find_elsewhere(&self, kind: &str, name: &str) -> Option<&Elsewhere> {
-        self.elsewhere.iter().find(|e| e.kind == kind && e.name == name)
+        self.elsewhere
+            .iter()
+            .find(|e| e.kind == kind && e.name == name)
     }
 
     /// The error for a command, tool or config section this binary lacks.
     pub fn lacks(&self, kind: &str, name: &str) -> Option<crate::KernelError> {
-        self.find_elsewhere(kind, name).map(|e| crate::KernelError::ElsewhereProfile {
-            name: name.to_string(),
-            profiles: e.profiles.join(" and "),
-            this: self.name.to_string(),
-        })
+        self.find_elsewhere(kind, name)
+            .map(|e| crate::KernelError::ElsewhereProfile {
+                name: name.to_string(),
+                profiles: e.profiles.join(" and "),
+                this: self.name.to_string(),
+            })
     }
 }

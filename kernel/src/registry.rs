@@ -15,8 +15,12 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub type CommandHandler = Arc<dyn Fn(clap::ArgMatches, Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
-pub type ServiceStart = Arc<dyn Fn(Context, Shutdown) -> BoxFuture<'static, anyhow::Result<RunningService>> + Send + Sync>;
+pub type CommandHandler = Arc<
+    dyn Fn(clap::ArgMatches, Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync,
+>;
+pub type ServiceStart = Arc<
+    dyn Fn(Context, Shutdown) -> BoxFuture<'static, anyhow::Result<RunningService>> + Send + Sync,
+>;
 pub type CheckFn = Arc<dyn Fn(Context) -> BoxFuture<'static, CheckOutcome> + Send + Sync>;
 /// Validates a config section; the error carries the byte span (within the
 /// section's text) of what was wrong when the section came from a file.
@@ -28,7 +32,8 @@ pub struct ConfigValidator {
 
 /// An error message and the byte span it refers to, if known.
 pub type SpannedError = (String, Option<std::ops::Range<usize>>);
-pub type LaunchRun = Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
+pub type LaunchRun =
+    Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
 
 /// Something registered by one capability.
 pub struct Owned<T> {
@@ -69,7 +74,15 @@ pub struct Registry {
 }
 
 /// Commands the kernel itself owns; a capability may not take these names.
-pub const KERNEL_COMMANDS: &[&str] = &["capabilities", "version", "tools", "call", "config", "serve", "help"];
+pub const KERNEL_COMMANDS: &[&str] = &[
+    "capabilities",
+    "version",
+    "tools",
+    "call",
+    "config",
+    "serve",
+    "help",
+];
 
 impl Registry {
     /// Collects every capability linked into this program.
@@ -86,7 +99,10 @@ impl Registry {
                 return Err(duplicate("capability", cap.name, first, cap));
             }
             reg.contributions.insert(cap.name, Contributions::default());
-            (cap.register)(&mut Registrar { owner: cap, reg: &mut reg })?;
+            (cap.register)(&mut Registrar {
+                owner: cap,
+                reg: &mut reg,
+            })?;
             reg.capabilities.push(cap);
         }
         Ok(reg)
@@ -97,7 +113,12 @@ impl Registry {
     }
 }
 
-fn duplicate(what: &'static str, name: &str, first: &Capability, second: &Capability) -> KernelError {
+fn duplicate(
+    what: &'static str,
+    name: &str,
+    first: &Capability,
+    second: &Capability,
+) -> KernelError {
     KernelError::Duplicate {
         what,
         name: name.to_string(),
@@ -108,7 +129,9 @@ fn duplicate(what: &'static str, name: &str, first: &Capability, second: &Capabi
 
 fn validate_name(cap: &Capability, what: &'static str, name: &str) -> Result<(), KernelError> {
     let ok = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
@@ -164,7 +187,13 @@ impl Registrar<'_> {
             });
         }
         let handler: CommandHandler = Arc::new(move |m, ctx| Box::pin(handler(m, ctx)));
-        insert_unique(&mut self.reg.commands, "command", &name, self.owner, (command, handler))?;
+        insert_unique(
+            &mut self.reg.commands,
+            "command",
+            &name,
+            self.owner,
+            (command, handler),
+        )?;
         self.contributions().commands.push(name);
         Ok(())
     }
@@ -191,15 +220,37 @@ impl Registrar<'_> {
     }
 
     /// A catalog backend for URLs with this scheme.
-    pub fn catalog(&mut self, scheme: &str, backend: impl CatalogBackend + 'static) -> Result<(), KernelError> {
-        insert_unique(&mut self.reg.catalogs, "catalog scheme", scheme, self.owner, Arc::new(backend))?;
-        self.contributions().catalog_schemes.push(scheme.to_string());
+    pub fn catalog(
+        &mut self,
+        scheme: &str,
+        backend: impl CatalogBackend + 'static,
+    ) -> Result<(), KernelError> {
+        insert_unique(
+            &mut self.reg.catalogs,
+            "catalog scheme",
+            scheme,
+            self.owner,
+            Arc::new(backend),
+        )?;
+        self.contributions()
+            .catalog_schemes
+            .push(scheme.to_string());
         Ok(())
     }
 
     /// A connector for a source kind.
-    pub fn connector(&mut self, kind: &str, connector: impl Connector + 'static) -> Result<(), KernelError> {
-        insert_unique(&mut self.reg.connectors, "connector kind", kind, self.owner, Arc::new(connector))?;
+    pub fn connector(
+        &mut self,
+        kind: &str,
+        connector: impl Connector + 'static,
+    ) -> Result<(), KernelError> {
+        insert_unique(
+            &mut self.reg.connectors,
+            "connector kind",
+            kind,
+            self.owner,
+            Arc::new(connector),
+        )?;
         self.contributions().connector_kinds.push(kind.to_string());
         Ok(())
     }
@@ -208,17 +259,28 @@ impl Registrar<'_> {
     /// deserializing into `T` (use `#[serde(deny_unknown_fields)]`).
     pub fn config<T: serde::de::DeserializeOwned>(&mut self) -> Result<(), KernelError> {
         fn value<T: serde::de::DeserializeOwned>(v: &toml::Value) -> Result<(), String> {
-            v.clone().try_into::<T>().map(|_| ()).map_err(|e| e.message().to_string())
+            v.clone()
+                .try_into::<T>()
+                .map(|_| ())
+                .map_err(|e| e.message().to_string())
         }
         fn text<T: serde::de::DeserializeOwned>(t: &str) -> Result<(), SpannedError> {
-            toml::from_str::<T>(t).map(|_| ()).map_err(|e| (e.message().to_string(), e.span()))
+            toml::from_str::<T>(t)
+                .map(|_| ())
+                .map_err(|e| (e.message().to_string(), e.span()))
         }
         let validator = ConfigValidator {
             value: value::<T>,
             text: text::<T>,
         };
         let name = self.owner.name.to_string();
-        insert_unique(&mut self.reg.config_sections, "config section", &name, self.owner, validator)?;
+        insert_unique(
+            &mut self.reg.config_sections,
+            "config section",
+            &name,
+            self.owner,
+            validator,
+        )?;
         self.contributions().config_section = Some(name);
         Ok(())
     }
@@ -230,7 +292,9 @@ impl Registrar<'_> {
         F: Fn(Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = CheckOutcome> + Send + 'static,
     {
-        self.reg.checks.insert(self.owner.name, Arc::new(move |ctx| Box::pin(check(ctx))));
+        self.reg
+            .checks
+            .insert(self.owner.name, Arc::new(move |ctx| Box::pin(check(ctx))));
     }
 
     /// An implicit entry point for a bare invocation in an environment where
@@ -259,7 +323,11 @@ pub struct Context {
 
 impl Context {
     pub fn new(registry: Arc<Registry>, config: Arc<Config>, profile: &'static Profile) -> Context {
-        Context { config, registry, profile }
+        Context {
+            config,
+            registry,
+            profile,
+        }
     }
 
     /// Calls a tool by name, the same way for the CLI, MCP and Lambda.

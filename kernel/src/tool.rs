@@ -9,7 +9,8 @@ use serde_json::Value;
 use std::sync::Arc;
 use thiserror::Error;
 
-pub type ToolHandler = Arc<dyn Fn(Value, Context) -> BoxFuture<'static, Result<Value, ToolError>> + Send + Sync>;
+pub type ToolHandler =
+    Arc<dyn Fn(Value, Context) -> BoxFuture<'static, Result<Value, ToolError>> + Send + Sync>;
 
 /// A callable tool.
 #[derive(Clone)]
@@ -37,12 +38,15 @@ impl Tool {
             let f = f.clone();
             let tool_name = tool_name.clone();
             Box::pin(async move {
-                let input: I = serde_json::from_value(input).map_err(|e| ToolError::InvalidInput {
-                    tool: tool_name.clone(),
-                    message: e.to_string(),
-                })?;
+                let input: I =
+                    serde_json::from_value(input).map_err(|e| ToolError::InvalidInput {
+                        tool: tool_name.clone(),
+                        message: e.to_string(),
+                    })?;
                 let out = f(input, ctx).await?;
-                serde_json::to_value(out).map_err(|e| ToolError::Failed(format!("{tool_name}: cannot encode output: {e}")))
+                serde_json::to_value(out).map_err(|e| {
+                    ToolError::Failed(format!("{tool_name}: cannot encode output: {e}"))
+                })
             })
         });
         Tool {

@@ -6,7 +6,11 @@ use serde_json::json;
 use std::sync::Arc;
 
 fn echo(r: &mut Registrar) -> Result<(), KernelError> {
-    r.tool(Tool::typed("echo", "Echo the input", |v: EchoIn, _ctx| async move { Ok(v) }))
+    r.tool(Tool::typed(
+        "echo",
+        "Echo the input",
+        |v: EchoIn, _ctx| async move { Ok(v) },
+    ))
 }
 
 #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -19,7 +23,11 @@ fn nothing(_r: &mut Registrar) -> Result<(), KernelError> {
     Ok(())
 }
 
-const fn cap(name: &'static str, crate_name: &'static str, register: fn(&mut Registrar) -> Result<(), KernelError>) -> Capability {
+const fn cap(
+    name: &'static str,
+    crate_name: &'static str,
+    register: fn(&mut Registrar) -> Result<(), KernelError>,
+) -> Capability {
     Capability {
         name,
         crate_name,
@@ -48,37 +56,79 @@ static FULL_ONLY: Profile = Profile {
 
 #[test]
 fn duplicate_capability_names_both_crates() {
-    let err = Registry::from_capabilities(vec![&SAME_1, &SAME_2]).err().unwrap().to_string();
+    let err = Registry::from_capabilities(vec![&SAME_1, &SAME_2])
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("capability `same`"), "{err}");
-    assert!(err.contains("crate-one") && err.contains("crate-two"), "{err}");
+    assert!(
+        err.contains("crate-one") && err.contains("crate-two"),
+        "{err}"
+    );
 }
 
 #[test]
 fn duplicate_tool_names_both_crates() {
-    let err = Registry::from_capabilities(vec![&ECHO_A, &ECHO_B]).err().unwrap().to_string();
-    assert!(err.contains("tool `echo`") && err.contains("crate-a") && err.contains("crate-b"), "{err}");
+    let err = Registry::from_capabilities(vec![&ECHO_A, &ECHO_B])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("tool `echo`") && err.contains("crate-a") && err.contains("crate-b"),
+        "{err}"
+    );
 }
 
 #[test]
 fn invalid_names_are_refused() {
-    let err = Registry::from_capabilities(vec![&BAD_NAME]).err().unwrap().to_string();
-    assert!(err.contains("crate-bad") && err.contains("Bad Name"), "{err}");
+    let err = Registry::from_capabilities(vec![&BAD_NAME])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("crate-bad") && err.contains("Bad Name"),
+        "{err}"
+    );
 }
 
 fn ctx(caps: Vec<&'static Capability>) -> Context {
-    Context::new(Arc::new(Registry::from_capabilities(caps).unwrap()), Arc::new(Config::default()), &FULL_ONLY)
+    Context::new(
+        Arc::new(Registry::from_capabilities(caps).unwrap()),
+        Arc::new(Config::default()),
+        &FULL_ONLY,
+    )
 }
 
 #[tokio::test]
 async fn tools_validate_input_and_name_other_profiles() {
     let ctx = ctx(vec![&ECHO_A]);
-    assert_eq!(ctx.call("echo", json!({"text": "hi"})).await.unwrap(), json!({"text": "hi"}));
-    let bad = ctx.call("echo", json!({"txt": "hi"})).await.unwrap_err().to_string();
-    assert!(bad.contains("invalid input for tool `echo`") && bad.contains("txt"), "{bad}");
-    let elsewhere = ctx.call("search.text", json!({})).await.unwrap_err().to_string();
-    assert_eq!(elsewhere, "`search.text` is part of hakiri-full; this binary is hakiri-core");
+    assert_eq!(
+        ctx.call("echo", json!({"text": "hi"})).await.unwrap(),
+        json!({"text": "hi"})
+    );
+    let bad = ctx
+        .call("echo", json!({"txt": "hi"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("invalid input for tool `echo`") && bad.contains("txt"),
+        "{bad}"
+    );
+    let elsewhere = ctx
+        .call("search.text", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        elsewhere,
+        "`search.text` is part of hakiri-full; this binary is hakiri-core"
+    );
     let unknown = ctx.call("nope", json!({})).await.unwrap_err().to_string();
-    assert!(unknown.contains("unknown tool `nope`") && unknown.contains("echo"), "{unknown}");
+    assert!(
+        unknown.contains("unknown tool `nope`") && unknown.contains("echo"),
+        "{unknown}"
+    );
 }
 
 #[test]

@@ -34,13 +34,20 @@ struct VerifyOutput {
 }
 
 fn verify(input: &VerifyInput) -> Result<VerifyOutput, String> {
-    let bytes = hex_decode(&input.public_key).ok_or("public_key must be hex-encoded ed25519 bytes")?;
-    let key = PublicKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519).map_err(|e| format!("invalid public_key: {e}"))?;
-    let token = Biscuit::from_base64(&input.token, key).map_err(|e| format!("token does not verify: {e}"))?;
+    let bytes =
+        hex_decode(&input.public_key).ok_or("public_key must be hex-encoded ed25519 bytes")?;
+    let key = PublicKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519)
+        .map_err(|e| format!("invalid public_key: {e}"))?;
+    let token = Biscuit::from_base64(&input.token, key)
+        .map_err(|e| format!("token does not verify: {e}"))?;
     Ok(VerifyOutput {
         valid: true,
         blocks: token.block_count(),
-        revocation_ids: token.revocation_identifiers().iter().map(|id| hex_encode(id)).collect(),
+        revocation_ids: token
+            .revocation_identifiers()
+            .iter()
+            .map(|id| hex_encode(id))
+            .collect(),
     })
 }
 
@@ -48,7 +55,10 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -63,13 +73,22 @@ fn self_check() -> CheckOutcome {
         let token = biscuit!(r#"right("sales", "read");"#).build(&root)?;
         let encoded = token.to_base64()?;
         let parsed = Biscuit::from_base64(&encoded, root.public())?;
-        let mut read = authorizer!(r#"resource("sales"); operation("read"); allow if right("sales", "read");"#).build(&parsed)?;
+        let mut read = authorizer!(
+            r#"resource("sales"); operation("read"); allow if right("sales", "read");"#
+        )
+        .build(&parsed)?;
         read.authorize()?;
-        let mut write = authorizer!(r#"resource("sales"); operation("write"); allow if right("sales", "write");"#).build(&parsed)?;
+        let mut write = authorizer!(
+            r#"resource("sales"); operation("write"); allow if right("sales", "write");"#
+        )
+        .build(&parsed)?;
         if write.authorize().is_ok() {
             return Ok("BUG: write was authorized".into());
         }
-        Ok(format!("minted a {}-byte token; read allowed, write denied", encoded.len()))
+        Ok(format!(
+            "minted a {}-byte token; read allowed, write denied",
+            encoded.len()
+        ))
     };
     match run() {
         Ok(s) if s.starts_with("BUG") => CheckOutcome::Failed(s),

@@ -31,8 +31,12 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "dynamo.tables",
         "List the DynamoDB tables visible with the configured endpoint and credentials",
         |_input: NoInput, ctx| async move {
-            let client = Client::from_config(&ctx)?.ok_or_else(|| ToolError::Failed(NOT_CONFIGURED.into()))?;
-            client.call("ListTables", json!({})).await.map_err(|e| ToolError::Failed(format!("{e:#}")))
+            let client = Client::from_config(&ctx)?
+                .ok_or_else(|| ToolError::Failed(NOT_CONFIGURED.into()))?;
+            client
+                .call("ListTables", json!({}))
+                .await
+                .map_err(|e| ToolError::Failed(format!("{e:#}")))
         },
     ))?;
     r.check(|ctx| async move {
@@ -40,7 +44,9 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             return CheckOutcome::Failed(e);
         }
         match Client::from_config(&ctx) {
-            Ok(None) => CheckOutcome::Skipped(format!("{NOT_CONFIGURED} (SigV4 signer matches AWS's test vector)")),
+            Ok(None) => CheckOutcome::Skipped(format!(
+                "{NOT_CONFIGURED} (SigV4 signer matches AWS's test vector)"
+            )),
             Ok(Some(c)) => match c.call("ListTables", json!({})).await {
                 Ok(v) => CheckOutcome::Ok(format!(
                     "signed ListTables at {}: {} tables",
@@ -55,7 +61,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     Ok(())
 }
 
-const NOT_CONFIGURED: &str = "not configured: set [catalog-dynamo] region (and endpoint for DynamoDB-compatible servers)";
+const NOT_CONFIGURED: &str =
+    "not configured: set [catalog-dynamo] region (and endpoint for DynamoDB-compatible servers)";
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +85,14 @@ impl Client {
         };
         let env = |k: &str| std::env::var(k).ok();
         let creds = Credentials {
-            access_key_id: cfg.access_key_id.or_else(|| env("AWS_ACCESS_KEY_ID")).unwrap_or_default(),
-            secret_access_key: cfg.secret_access_key.or_else(|| env("AWS_SECRET_ACCESS_KEY")).unwrap_or_default(),
+            access_key_id: cfg
+                .access_key_id
+                .or_else(|| env("AWS_ACCESS_KEY_ID"))
+                .unwrap_or_default(),
+            secret_access_key: cfg
+                .secret_access_key
+                .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
+                .unwrap_or_default(),
             session_token: env("AWS_SESSION_TOKEN"),
         };
         if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
@@ -87,7 +100,9 @@ impl Client {
                 "[catalog-dynamo] needs credentials: access_key_id and secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
             ));
         }
-        let endpoint = cfg.endpoint.unwrap_or_else(|| format!("https://dynamodb.{region}.amazonaws.com"));
+        let endpoint = cfg
+            .endpoint
+            .unwrap_or_else(|| format!("https://dynamodb.{region}.amazonaws.com"));
         Ok(Some(Client {
             endpoint,
             region,
@@ -98,7 +113,8 @@ impl Client {
 
     /// Calls one DynamoDB operation (`ListTables`, `PutItem`, …) with a JSON body.
     pub async fn call(&self, operation: &str, body: Value) -> anyhow::Result<Value> {
-        let url = reqwest::Url::parse(&self.endpoint).with_context(|| format!("invalid endpoint `{}`", self.endpoint))?;
+        let url = reqwest::Url::parse(&self.endpoint)
+            .with_context(|| format!("invalid endpoint `{}`", self.endpoint))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -126,12 +142,16 @@ impl Client {
                 req = req.header(k, v);
             }
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach DynamoDB at {}", self.endpoint))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach DynamoDB at {}", self.endpoint))?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
             bail!("DynamoDB {operation} answered {status}: {text}");
         }
-        serde_json::from_str(&text).with_context(|| format!("DynamoDB {operation} answered invalid JSON"))
+        serde_json::from_str(&text)
+            .with_context(|| format!("DynamoDB {operation} answered invalid JSON"))
     }
 }

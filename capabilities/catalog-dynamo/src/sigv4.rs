@@ -23,7 +23,10 @@ pub struct SignedRequest<'a> {
 
 /// `YYYYMMDDTHHMMSSZ` for the current time.
 pub fn now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     amz_date(secs)
 }
 
@@ -40,7 +43,12 @@ fn amz_date(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -67,8 +75,15 @@ impl SignedRequest<'_> {
             headers.push(("x-amz-security-token", t.clone()));
         }
         headers.sort_by(|a, b| a.0.cmp(b.0));
-        let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{}\n", v.trim())).collect();
-        let signed_headers = headers.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(";");
+        let canonical_headers: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+            .collect();
+        let signed_headers = headers
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
+            .join(";");
         let payload_hash = hex::encode(Sha256::digest(self.payload));
         let canonical = format!(
             "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{payload_hash}",
@@ -76,7 +91,10 @@ impl SignedRequest<'_> {
         );
         let date = &amz_date[..8];
         let scope = format!("{date}/{}/{}/aws4_request", self.region, self.service);
-        let to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+            hex::encode(Sha256::digest(canonical.as_bytes()))
+        );
         let key = signing_key(&creds.secret_access_key, date, self.region, self.service);
         let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
         headers.push((
@@ -107,12 +125,18 @@ pub fn self_test() -> Result<(), String> {
         service: "service",
     }
     .sign(&creds, "20150830T123600Z".into());
-    let auth = &headers.iter().find(|(k, _)| *k == "authorization").expect("signed").1;
+    let auth = &headers
+        .iter()
+        .find(|(k, _)| *k == "authorization")
+        .expect("signed")
+        .1;
     const EXPECTED: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
     if auth == EXPECTED {
         Ok(())
     } else {
-        Err(format!("SigV4 signer disagrees with AWS's get-vanilla vector: {auth}"))
+        Err(format!(
+            "SigV4 signer disagrees with AWS's get-vanilla vector: {auth}"
+        ))
     }
 }
 
@@ -124,8 +148,16 @@ mod tests {
     fn matches_aws_vectors() {
         self_test().unwrap();
         // AWS documentation: deriving a signing key for IAM.
-        let k = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830", "us-east-1", "iam");
-        assert_eq!(hex::encode(k), "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9");
+        let k = signing_key(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20150830",
+            "us-east-1",
+            "iam",
+        );
+        assert_eq!(
+            hex::encode(k),
+            "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
+        );
     }
 
     #[test]

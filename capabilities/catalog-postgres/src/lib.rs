@@ -1,7 +1,9 @@
 //! `catalog-postgres`: the dataset catalog in PostgreSQL (`postgres://` URLs).
 
 use anyhow::Context as _;
-use hakiri_kernel::{BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar};
+use hakiri_kernel::{
+    BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar,
+};
 use serde::Deserialize;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
@@ -33,7 +35,11 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
 struct PgBackend;
 
 impl CatalogBackend for PgBackend {
-    fn open<'a>(&'a self, url: &'a str, _ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
+    fn open<'a>(
+        &'a self,
+        url: &'a str,
+        _ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move { Ok(Box::new(PgCatalog::connect(url).await?) as Box<dyn Catalog>) })
     }
 }
@@ -93,19 +99,23 @@ fn to_entry(r: PgRow) -> anyhow::Result<DatasetEntry> {
 impl Catalog for PgCatalog {
     fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM hakiri_datasets ORDER BY name"))
-                .fetch_all(&self.pool)
-                .await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM hakiri_datasets ORDER BY name"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
             rows.into_iter().map(to_entry).collect()
         })
     }
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>> {
         Box::pin(async move {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM hakiri_datasets WHERE name = $1"))
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM hakiri_datasets WHERE name = $1"
+            ))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
             row.map(to_entry).transpose()
         })
     }
@@ -134,7 +144,10 @@ impl Catalog for PgCatalog {
 
     fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM hakiri_datasets WHERE name = $1").bind(name).execute(&self.pool).await?;
+            let done = sqlx::query("DELETE FROM hakiri_datasets WHERE name = $1")
+                .bind(name)
+                .execute(&self.pool)
+                .await?;
             Ok(done.rows_affected() > 0)
         })
     }
@@ -143,7 +156,9 @@ impl Catalog for PgCatalog {
 async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
     let cfg: PostgresConfig = ctx.config.section("catalog-postgres")?;
     let Some(url) = cfg.url else {
-        return Ok(CheckOutcome::Skipped("not configured: set [catalog-postgres] url".into()));
+        return Ok(CheckOutcome::Skipped(
+            "not configured: set [catalog-postgres] url".into(),
+        ));
     };
     let cat = PgCatalog::connect(&url).await?;
     let name = format!("_hakiri_check_{}", std::process::id());
@@ -160,18 +175,32 @@ async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
     cat.publish(e.clone()).await?;
     e.version = 2;
     cat.publish(e).await?;
-    let got = cat.get(&name).await?.context("published dataset not found")?;
-    anyhow::ensure!(got.version == 2, "read version {} after republish, expected 2", got.version);
+    let got = cat
+        .get(&name)
+        .await?
+        .context("published dataset not found")?;
+    anyhow::ensure!(
+        got.version == 2,
+        "read version {} after republish, expected 2",
+        got.version
+    );
     anyhow::ensure!(cat.remove(&name).await?, "remove found nothing");
-    let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&cat.pool).await?;
-    Ok(CheckOutcome::Ok(format!("PostgreSQL {server}: published, replaced, read and removed a dataset")))
+    let server: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&cat.pool)
+        .await?;
+    Ok(CheckOutcome::Ok(format!(
+        "PostgreSQL {server}: published, replaced, read and removed a dataset"
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn redacts_passwords() {
-        assert_eq!(super::redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
     }
 }

@@ -4,7 +4,9 @@
 //! and `sqlite://relative.db` name a file; `sqlite::memory:` is in memory.
 
 use anyhow::Context as _;
-use hakiri_kernel::{BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar};
+use hakiri_kernel::{
+    BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -25,14 +27,18 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
 struct SqliteBackend;
 
 impl CatalogBackend for SqliteBackend {
-    fn open<'a>(&'a self, url: &'a str, ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
+    fn open<'a>(
+        &'a self,
+        url: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move {
             let catalog = match url {
                 "sqlite::memory:" => SqliteCatalog::open_in_memory()?,
                 _ => {
-                    let rest = url
-                        .strip_prefix("sqlite://")
-                        .with_context(|| format!("`{url}` is not a sqlite URL; use sqlite://PATH or sqlite::memory:"))?;
+                    let rest = url.strip_prefix("sqlite://").with_context(|| {
+                        format!("`{url}` is not a sqlite URL; use sqlite://PATH or sqlite::memory:")
+                    })?;
                     let path = if rest.is_empty() {
                         ctx.config.data_dir.join("catalog.sqlite")
                     } else {
@@ -69,9 +75,11 @@ const SCHEMA: &str = "
 impl SqliteCatalog {
     pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create catalog directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create catalog directory {}", dir.display()))?;
         }
-        let conn = Connection::open(path).with_context(|| format!("cannot open SQLite catalog {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open SQLite catalog {}", path.display()))?;
         Self::init(conn)
     }
 
@@ -80,12 +88,18 @@ impl SqliteCatalog {
     }
 
     fn init(conn: Connection) -> anyhow::Result<Self> {
-        conn.execute_batch(SCHEMA).context("cannot create the catalog tables")?;
-        Ok(SqliteCatalog { conn: Mutex::new(conn) })
+        conn.execute_batch(SCHEMA)
+            .context("cannot create the catalog tables")?;
+        Ok(SqliteCatalog {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
-        let mut conn = self.conn.lock().map_err(|_| anyhow::anyhow!("catalog connection poisoned by an earlier panic"))?;
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("catalog connection poisoned by an earlier panic"))?;
         Ok(f(&mut conn)?)
     }
 }
@@ -110,7 +124,8 @@ impl Catalog for SqliteCatalog {
     fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
         Box::pin(async move {
             self.with(|c| {
-                let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM datasets ORDER BY name"))?;
+                let mut stmt =
+                    c.prepare(&format!("SELECT {COLUMNS} FROM datasets ORDER BY name"))?;
                 let rows = stmt.query_map([], row_to_entry)?;
                 rows.collect()
             })
@@ -120,8 +135,12 @@ impl Catalog for SqliteCatalog {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>> {
         Box::pin(async move {
             self.with(|c| {
-                c.query_row(&format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"), [name], row_to_entry)
-                    .optional()
+                c.query_row(
+                    &format!("SELECT {COLUMNS} FROM datasets WHERE name = ?1"),
+                    [name],
+                    row_to_entry,
+                )
+                .optional()
             })
         })
     }
@@ -149,7 +168,9 @@ impl Catalog for SqliteCatalog {
     }
 
     fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
-        Box::pin(async move { self.with(|c| Ok(c.execute("DELETE FROM datasets WHERE name = ?1", [name])? > 0)) })
+        Box::pin(async move {
+            self.with(|c| Ok(c.execute("DELETE FROM datasets WHERE name = ?1", [name])? > 0))
+        })
     }
 }
 
@@ -172,11 +193,21 @@ fn self_check() -> anyhow::Result<String> {
     block_on(cat.publish(entry("probe", 1)))?;
     block_on(cat.publish(entry("probe", 2)))?;
     let got = block_on(cat.get("probe"))?.context("published dataset not found")?;
-    anyhow::ensure!(got.version == 2, "catalog returned version {} after republish, expected 2", got.version);
-    anyhow::ensure!(block_on(cat.list())?.len() == 1, "catalog lists a replaced dataset twice");
+    anyhow::ensure!(
+        got.version == 2,
+        "catalog returned version {} after republish, expected 2",
+        got.version
+    );
+    anyhow::ensure!(
+        block_on(cat.list())?.len() == 1,
+        "catalog lists a replaced dataset twice"
+    );
     anyhow::ensure!(block_on(cat.remove("probe"))?, "remove found nothing");
-    let sqlite = cat.with(|c| c.query_row("select sqlite_version()", [], |r| r.get::<_, String>(0)))?;
-    Ok(format!("SQLite {sqlite}: published, replaced, read and removed a dataset"))
+    let sqlite =
+        cat.with(|c| c.query_row("select sqlite_version()", [], |r| r.get::<_, String>(0)))?;
+    Ok(format!(
+        "SQLite {sqlite}: published, replaced, read and removed a dataset"
+    ))
 }
 
 /// The catalog's futures never await anything, so they finish on first poll.
@@ -201,7 +232,10 @@ mod tests {
         let all = cat.list().await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].version, 2);
-        assert_eq!(all[0].schema, serde_json::json!([{"name": "a", "type": "int64"}]));
+        assert_eq!(
+            all[0].schema,
+            serde_json::json!([{"name": "a", "type": "int64"}])
+        );
         assert!(cat.remove("sales").await.unwrap());
         assert!(!cat.remove("sales").await.unwrap());
         assert!(cat.get("sales").await.unwrap().is_none());

@@ -2,7 +2,10 @@
 //! registered by source kind, and a Polars-based preview of what they hold.
 
 use anyhow::{bail, Context as _};
-use hakiri_kernel::{BoxFuture, CheckOutcome, Connector, Context, KernelError, Registrar, SourceReader, Tool, ToolError};
+use hakiri_kernel::{
+    BoxFuture, CheckOutcome, Connector, Context, KernelError, Registrar, SourceReader, Tool,
+    ToolError,
+};
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,9 +23,11 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     ))?;
     r.check(|_ctx| async {
         match parse_csv(b"region,amount\neu,10\nus,20\n".to_vec(), 10) {
-            Ok(p) if p.rows.len() == 2 && p.columns[1].dtype == "i64" => {
-                CheckOutcome::Ok(format!("Polars read a CSV: {} columns, {} rows", p.columns.len(), p.rows.len()))
-            }
+            Ok(p) if p.rows.len() == 2 && p.columns[1].dtype == "i64" => CheckOutcome::Ok(format!(
+                "Polars read a CSV: {} columns, {} rows",
+                p.columns.len(),
+                p.rows.len()
+            )),
             Ok(p) => CheckOutcome::Failed(format!("unexpected CSV parse: {:?}", p.columns)),
             Err(e) => CheckOutcome::Failed(format!("{e:#}")),
         }
@@ -42,12 +47,17 @@ impl Connector for FileConnector {
         !source.contains("://")
     }
 
-    fn open<'a>(&'a self, source: &'a str, _ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<SourceReader>> {
+    fn open<'a>(
+        &'a self,
+        source: &'a str,
+        _ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<SourceReader>> {
         Box::pin(async move {
             if source == "-" {
                 return Ok(Box::new(std::io::stdin()) as SourceReader);
             }
-            let file = std::fs::File::open(source).with_context(|| format!("cannot open {source}"))?;
+            let file =
+                std::fs::File::open(source).with_context(|| format!("cannot open {source}"))?;
             if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
                 bail!("{source} is a directory; name a file");
             }
@@ -65,9 +75,15 @@ impl Connector for HttpConnector {
         is_url(source)
     }
 
-    fn open<'a>(&'a self, source: &'a str, _ctx: &'a Context) -> BoxFuture<'a, anyhow::Result<SourceReader>> {
+    fn open<'a>(
+        &'a self,
+        source: &'a str,
+        _ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<SourceReader>> {
         Box::pin(async move {
-            let mut resp = reqwest::get(source).await.with_context(|| format!("cannot reach {source}"))?;
+            let mut resp = reqwest::get(source)
+                .await
+                .with_context(|| format!("cannot reach {source}"))?;
             let status = resp.status();
             if !status.is_success() {
                 bail!("GET {source} answered {status}");
@@ -86,7 +102,11 @@ impl Connector for HttpConnector {
                     }
                 }
             });
-            Ok(Box::new(ChannelReader { rx, buf: Vec::new(), pos: 0 }) as SourceReader)
+            Ok(Box::new(ChannelReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+            }) as SourceReader)
         })
     }
 }
@@ -188,7 +208,9 @@ fn parse_csv(bytes: Vec<u8>, rows: usize) -> anyhow::Result<Preview> {
         })
         .collect();
     let mut json = Vec::new();
-    JsonWriter::new(&mut json).with_json_format(JsonFormat::Json).finish(&mut df)?;
+    JsonWriter::new(&mut json)
+        .with_json_format(JsonFormat::Json)
+        .finish(&mut df)?;
     Ok(Preview {
         connector: String::new(),
         columns,

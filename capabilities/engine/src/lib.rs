@@ -40,7 +40,9 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             let sql = m.get_one::<String>("query").cloned().unwrap_or_default();
             let table = tokio::task::spawn_blocking(move || {
                 let batches = query_batches(&ctx, &sql)?;
-                Ok::<_, anyhow::Error>(arrow::util::pretty::pretty_format_batches(&batches)?.to_string())
+                Ok::<_, anyhow::Error>(
+                    arrow::util::pretty::pretty_format_batches(&batches)?.to_string(),
+                )
             })
             .await??;
             println!("{table}");
@@ -94,7 +96,13 @@ fn query_json(ctx: &Context, sql: &str) -> anyhow::Result<QueryOutput> {
     let batches = query_batches(ctx, sql)?;
     let columns = batches
         .first()
-        .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+        .map(|b| {
+            b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        })
         .unwrap_or_default();
     let mut writer = arrow::json::ArrayWriter::new(Vec::new());
     for b in &batches {
@@ -102,7 +110,11 @@ fn query_json(ctx: &Context, sql: &str) -> anyhow::Result<QueryOutput> {
     }
     writer.finish()?;
     let bytes = writer.into_inner();
-    let rows = if bytes.is_empty() { Vec::new() } else { serde_json::from_slice(&bytes)? };
+    let rows = if bytes.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&bytes)?
+    };
     Ok(QueryOutput { columns, rows })
 }
 
@@ -112,7 +124,10 @@ fn self_check(ctx: &Context) -> anyhow::Result<String> {
     use polars::prelude::*;
     let conn = connect(ctx)?;
     let total: i64 = conn.query_row("select sum(i) from range(1, 101) t(i)", [], |r| r.get(0))?;
-    anyhow::ensure!(total == 5050, "DuckDB summed 1..100 to {total}, expected 5050");
+    anyhow::ensure!(
+        total == 5050,
+        "DuckDB summed 1..100 to {total}, expected 5050"
+    );
     let duck_version: String = conn.query_row("select version()", [], |r| r.get(0))?;
     anyhow::ensure!(
         conn.execute_batch("select * from no_such_table").is_err(),
@@ -127,5 +142,7 @@ fn self_check(ctx: &Context) -> anyhow::Result<String> {
         .collect()?;
     let eu: i64 = out.column("amount")?.get(0)?.try_extract()?;
     anyhow::ensure!(eu == 15, "Polars grouped eu to {eu}, expected 15");
-    Ok(format!("DuckDB {duck_version} summed 1..100; Polars lazy group-by gave eu=15"))
+    Ok(format!(
+        "DuckDB {duck_version} summed 1..100; Polars lazy group-by gave eu=15"
+    ))
 }

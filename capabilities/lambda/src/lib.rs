@@ -45,14 +45,19 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
             bail!("{var} is not set: `hakiri lambda` runs inside AWS Lambda (or an emulator that sets the AWS_LAMBDA_* variables)");
         }
     }
-    if std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").map(|v| v.parse::<i32>().is_err()).unwrap_or(true) {
+    if std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .map(|v| v.parse::<i32>().is_err())
+        .unwrap_or(true)
+    {
         bail!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a whole number of MB");
     }
     let handler = service_fn(move |event: LambdaEvent<Value>| {
         let ctx = ctx.clone();
         async move { handle(&ctx, event.payload).await }
     });
-    lambda_runtime::run(handler).await.map_err(|e| anyhow::anyhow!("Lambda runtime stopped: {e}"))?;
+    lambda_runtime::run(handler)
+        .await
+        .map_err(|e| anyhow::anyhow!("Lambda runtime stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -68,7 +73,9 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value, lambda_runtime
             let input = event.get("input").cloned().unwrap_or_else(|| json!({}));
             Ok(ctx.call(tool, input).await?)
         }
-        Some(other) => Err(format!("event field `tool` must be a tool name string, found {other}").into()),
+        Some(other) => {
+            Err(format!("event field `tool` must be a tool name string, found {other}").into())
+        }
     }
 }
 
@@ -76,7 +83,8 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value, lambda_runtime
 /// and checks that one invocation comes back as a response.
 fn self_check() -> anyhow::Result<CheckOutcome> {
     let exe = std::env::current_exe().context("cannot find this binary")?;
-    let emu = hakiri_lambda_emulator::Emulator::start().context("cannot start the Runtime API emulator")?;
+    let emu = hakiri_lambda_emulator::Emulator::start()
+        .context("cannot start the Runtime API emulator")?;
     let mut child = std::process::Command::new(&exe)
         .envs(emu.env())
         .env_remove("HAKIRI_CONFIG")
@@ -90,10 +98,20 @@ fn self_check() -> anyhow::Result<CheckOutcome> {
     let _ = child.kill();
     let _ = child.wait();
     match outcome {
-        Some(o) if o.kind == hakiri_lambda_emulator::Kind::Response && o.body.contains("\"tools\"") => {
-            Ok(CheckOutcome::Ok(format!("bootstrap answered an invocation through the Runtime API ({} bytes)", o.body.len())))
+        Some(o)
+            if o.kind == hakiri_lambda_emulator::Kind::Response && o.body.contains("\"tools\"") =>
+        {
+            Ok(CheckOutcome::Ok(format!(
+                "bootstrap answered an invocation through the Runtime API ({} bytes)",
+                o.body.len()
+            )))
         }
-        Some(o) => Ok(CheckOutcome::Failed(format!("bootstrap reported {:?}: {}", o.kind, o.body))),
-        None => Ok(CheckOutcome::Failed("bootstrap did not answer within 10 s".into())),
+        Some(o) => Ok(CheckOutcome::Failed(format!(
+            "bootstrap reported {:?}: {}",
+            o.kind, o.body
+        ))),
+        None => Ok(CheckOutcome::Failed(
+            "bootstrap did not answer within 10 s".into(),
+        )),
     }
 }

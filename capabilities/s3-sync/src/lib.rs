@@ -36,7 +36,11 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.tool(Tool::typed(
         "s3.list",
         "List objects under a prefix in the configured S3 bucket",
-        |input: ListInput, ctx| async move { list(&ctx, &input.prefix).await.map_err(|e| ToolError::Failed(format!("{e:#}"))) },
+        |input: ListInput, ctx| async move {
+            list(&ctx, &input.prefix)
+                .await
+                .map_err(|e| ToolError::Failed(format!("{e:#}")))
+        },
     ))?;
     r.check(|ctx| async move {
         match self_check(&ctx).await {
@@ -53,7 +57,9 @@ pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Co
     let Some(bucket) = cfg.bucket.clone() else {
         return Ok(None);
     };
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(&bucket).with_allow_http(cfg.allow_http);
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_allow_http(cfg.allow_http);
     if let Some(v) = &cfg.region {
         b = b.with_region(v);
     }
@@ -66,7 +72,9 @@ pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Co
     if let Some(v) = &cfg.secret_access_key {
         b = b.with_secret_access_key(v);
     }
-    let s = b.build().with_context(|| format!("invalid [s3-sync] settings for bucket `{bucket}`"))?;
+    let s = b
+        .build()
+        .with_context(|| format!("invalid [s3-sync] settings for bucket `{bucket}`"))?;
     Ok(Some((Box::new(s), cfg)))
 }
 
@@ -86,10 +94,16 @@ struct Object {
 }
 
 async fn list(ctx: &Context, prefix: &str) -> anyhow::Result<Vec<Object>> {
-    let (store, cfg) = store(ctx)?.context("no bucket configured; set [s3-sync] bucket (and endpoint for S3-compatible servers)")?;
+    let (store, cfg) = store(ctx)?.context(
+        "no bucket configured; set [s3-sync] bucket (and endpoint for S3-compatible servers)",
+    )?;
     let full = join(&cfg.prefix, prefix);
     let path = (!full.is_empty()).then(|| Path::from(full.as_str()));
-    let metas: Vec<_> = store.list(path.as_ref()).try_collect().await.context("cannot list the bucket")?;
+    let metas: Vec<_> = store
+        .list(path.as_ref())
+        .try_collect()
+        .await
+        .context("cannot list the bucket")?;
     Ok(metas
         .into_iter()
         .map(|m| Object {
@@ -101,30 +115,59 @@ async fn list(ctx: &Context, prefix: &str) -> anyhow::Result<Vec<Object>> {
 }
 
 fn join(a: &str, b: &str) -> String {
-    [a.trim_matches('/'), b.trim_matches('/')].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("/")
+    [a.trim_matches('/'), b.trim_matches('/')]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Put, get, list and delete one object: always in memory, and against the
 /// configured bucket when there is one.
 async fn round_trip(store: &dyn ObjectStore, prefix: &str) -> anyhow::Result<()> {
-    let key = Path::from(join(prefix, &format!(".hakiri-check-{}", std::process::id())));
+    let key = Path::from(join(
+        prefix,
+        &format!(".hakiri-check-{}", std::process::id()),
+    ));
     let body = b"hakiri self-check".to_vec();
-    store.put(&key, PutPayload::from(body.clone())).await.context("put failed")?;
+    store
+        .put(&key, PutPayload::from(body.clone()))
+        .await
+        .context("put failed")?;
     let got = store.get(&key).await.context("get failed")?.bytes().await?;
     anyhow::ensure!(got.as_ref() == body.as_slice(), "read back different bytes");
-    let listed: Vec<_> = store.list(Some(&key)).try_collect().await.context("list failed")?;
-    anyhow::ensure!(listed.len() == 1, "listed {} objects for one key", listed.len());
+    let listed: Vec<_> = store
+        .list(Some(&key))
+        .try_collect()
+        .await
+        .context("list failed")?;
+    anyhow::ensure!(
+        listed.len() == 1,
+        "listed {} objects for one key",
+        listed.len()
+    );
     store.delete(&key).await.context("delete failed")?;
     Ok(())
 }
 
 async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
-    round_trip(&InMemory::new(), "").await.context("in-memory store")?;
+    round_trip(&InMemory::new(), "")
+        .await
+        .context("in-memory store")?;
     match store(ctx)? {
-        None => Ok(CheckOutcome::Skipped("not configured: set [s3-sync] bucket for a real round trip (in-memory round trip ok)".into())),
+        None => Ok(CheckOutcome::Skipped(
+            "not configured: set [s3-sync] bucket for a real round trip (in-memory round trip ok)"
+                .into(),
+        )),
         Some((s, cfg)) => {
-            round_trip(s.as_ref(), &cfg.prefix).await.with_context(|| format!("bucket {}", cfg.bucket.unwrap_or_default()))?;
-            Ok(CheckOutcome::Ok(format!("put/get/list/delete round trip on {}", s)))
+            round_trip(s.as_ref(), &cfg.prefix)
+                .await
+                .with_context(|| format!("bucket {}", cfg.bucket.unwrap_or_default()))?;
+            Ok(CheckOutcome::Ok(format!(
+                "put/get/list/delete round trip on {}",
+                s
+            )))
         }
     }
 }

@@ -21,35 +21,60 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "search.text",
         "Index the given documents in memory and return those matching a Tantivy query, best first",
         |input: SearchInput, _ctx| async move {
-            tokio::task::spawn_blocking(move || search(&input.documents, &input.query, input.limit.unwrap_or(10)))
-                .await
-                .map_err(ToolError::failed)?
-                .map_err(|e| ToolError::Failed(format!("{e:#}")))
+            tokio::task::spawn_blocking(move || {
+                search(&input.documents, &input.query, input.limit.unwrap_or(10))
+            })
+            .await
+            .map_err(ToolError::failed)?
+            .map_err(|e| ToolError::Failed(format!("{e:#}")))
         },
     ))?;
     r.command(
         Command::new("search")
             .about("Search text documents (one per line of the given files) with a Tantivy query")
-            .arg(Arg::new("query").required(true).help("Query, e.g. 'whale AND sea' or '\"old man\"'"))
-            .arg(Arg::new("files").required(true).action(ArgAction::Append).help("Text files; each line is a document")),
+            .arg(
+                Arg::new("query")
+                    .required(true)
+                    .help("Query, e.g. 'whale AND sea' or '\"old man\"'"),
+            )
+            .arg(
+                Arg::new("files")
+                    .required(true)
+                    .action(ArgAction::Append)
+                    .help("Text files; each line is a document"),
+            ),
         |m, _ctx| async move {
             let query = m.get_one::<String>("query").cloned().unwrap_or_default();
             let mut docs = Vec::new();
             for f in m.get_many::<String>("files").into_iter().flatten() {
-                let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
-                docs.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+                let text =
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
+                docs.extend(
+                    text.lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(str::to_string),
+                );
             }
             let hits = tokio::task::spawn_blocking(move || search(&docs, &query, 10)).await??;
             for h in &hits {
                 println!("{:.3}\t{}", h.score, h.text);
             }
-            Ok(if hits.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if hits.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         },
     )?;
     r.check(|_ctx| async {
-        let docs = ["The old man and the sea".to_string(), "A tale of two cities".to_string()];
+        let docs = [
+            "The old man and the sea".to_string(),
+            "A tale of two cities".to_string(),
+        ];
         match search(&docs, "sea", 5) {
-            Ok(h) if h.len() == 1 && h[0].index == 0 => CheckOutcome::Ok("indexed 2 documents in RAM; `sea` found the right one".into()),
+            Ok(h) if h.len() == 1 && h[0].index == 0 => {
+                CheckOutcome::Ok("indexed 2 documents in RAM; `sea` found the right one".into())
+            }
             Ok(h) => CheckOutcome::Failed(format!("unexpected hits: {h:?}")),
             Err(e) => CheckOutcome::Failed(format!("{e:#}")),
         }
@@ -95,7 +120,11 @@ fn search(documents: &[String], query: &str, limit: usize) -> anyhow::Result<Vec
             Ok(Hit {
                 index: d.get_first(id).and_then(|v| v.as_u64()).unwrap_or(0),
                 score,
-                text: d.get_first(body).and_then(|v| v.as_str()).unwrap_or("").to_string(),
+                text: d
+                    .get_first(body)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
             })
         })
         .collect()
@@ -105,7 +134,11 @@ fn search(documents: &[String], query: &str, limit: usize) -> anyhow::Result<Vec
 mod tests {
     #[test]
     fn finds_and_reports_bad_queries() {
-        let docs = vec!["alpha beta".to_string(), "beta gamma".to_string(), "delta".to_string()];
+        let docs = vec![
+            "alpha beta".to_string(),
+            "beta gamma".to_string(),
+            "delta".to_string(),
+        ];
         let hits = super::search(&docs, "beta", 10).unwrap();
         assert_eq!(hits.len(), 2);
         assert!(super::search(&docs, "zeta", 10).unwrap().is_empty());

@@ -15,15 +15,24 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     ))?;
     r.check(|_ctx| async {
         let input = NearestInput {
-            vectors: vec![vec![0.0, 0.0], vec![10.0, 10.0], vec![1.0, 1.2], vec![-5.0, 3.0]],
+            vectors: vec![
+                vec![0.0, 0.0],
+                vec![10.0, 10.0],
+                vec![1.0, 1.2],
+                vec![-5.0, 3.0],
+            ],
             query: vec![0.9, 1.0],
             k: Some(1),
         };
         match nearest(input) {
-            Ok(hits) if hits.first().map(|h| h.index) == Some(2) => {
-                CheckOutcome::Ok(format!("HNSW over 4 points found vector 2 nearest (distance {:.3})", hits[0].distance))
-            }
-            Ok(hits) => CheckOutcome::Failed(format!("wrong nearest neighbour: {:?}", hits.first().map(|h| h.index))),
+            Ok(hits) if hits.first().map(|h| h.index) == Some(2) => CheckOutcome::Ok(format!(
+                "HNSW over 4 points found vector 2 nearest (distance {:.3})",
+                hits[0].distance
+            )),
+            Ok(hits) => CheckOutcome::Failed(format!(
+                "wrong nearest neighbour: {:?}",
+                hits.first().map(|h| h.index)
+            )),
             Err(e) => CheckOutcome::Failed(e),
         }
     });
@@ -35,7 +44,12 @@ struct Vector(Vec<f32>);
 
 impl instant_distance::Point for Vector {
     fn distance(&self, other: &Self) -> f32 {
-        self.0.iter().zip(&other.0).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt()
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt()
     }
 }
 
@@ -61,10 +75,24 @@ fn nearest(input: NearestInput) -> Result<Vec<Hit>, String> {
     if dim == 0 {
         return Err("query is empty; give a vector of at least one dimension".into());
     }
-    if let Some((i, v)) = input.vectors.iter().enumerate().find(|(_, v)| v.len() != dim) {
-        return Err(format!("vector {i} has {} dimensions but the query has {dim}", v.len()));
+    if let Some((i, v)) = input
+        .vectors
+        .iter()
+        .enumerate()
+        .find(|(_, v)| v.len() != dim)
+    {
+        return Err(format!(
+            "vector {i} has {} dimensions but the query has {dim}",
+            v.len()
+        ));
     }
-    if input.vectors.iter().flatten().chain(&input.query).any(|x| !x.is_finite()) {
+    if input
+        .vectors
+        .iter()
+        .flatten()
+        .chain(&input.query)
+        .any(|x| !x.is_finite())
+    {
         return Err("vectors must hold finite numbers (no NaN or infinity)".into());
     }
     let ids: Vec<usize> = (0..input.vectors.len()).collect();

@@ -62,21 +62,35 @@ struct CallInput {
     args: Vec<f64>,
 }
 
-fn call(wat: &str, function: &str, args: &[f64], fuel: u64) -> Result<Vec<serde_json::Value>, String> {
+fn call(
+    wat: &str,
+    function: &str,
+    args: &[f64],
+    fuel: u64,
+) -> Result<Vec<serde_json::Value>, String> {
     let mut config = Config::new();
     config.consume_fuel(true);
     let engine = Engine::new(&config).map_err(|e| format!("cannot start Wasmtime: {e}"))?;
-    let module = Module::new(&engine, wat).map_err(|e| format!("cannot compile the module: {e:#}"))?;
+    let module =
+        Module::new(&engine, wat).map_err(|e| format!("cannot compile the module: {e:#}"))?;
     let mut store = Store::new(&engine, ());
     store.set_fuel(fuel).map_err(|e| e.to_string())?;
-    let instance = Instance::new(&mut store, &module, &[]).map_err(|e| format!("cannot instantiate the module: {e:#}"))?;
+    let instance = Instance::new(&mut store, &module, &[])
+        .map_err(|e| format!("cannot instantiate the module: {e:#}"))?;
     let func = instance.get_func(&mut store, function).ok_or_else(|| {
         let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
-        format!("the module exports no function `{function}`; exports: {}", exports.join(", "))
+        format!(
+            "the module exports no function `{function}`; exports: {}",
+            exports.join(", ")
+        )
     })?;
     let ty = func.ty(&store);
     if ty.params().len() != args.len() {
-        return Err(format!("`{function}` takes {} arguments, got {}", ty.params().len(), args.len()));
+        return Err(format!(
+            "`{function}` takes {} arguments, got {}",
+            ty.params().len(),
+            args.len()
+        ));
     }
     let params = ty
         .params()
@@ -86,7 +100,9 @@ fn call(wat: &str, function: &str, args: &[f64], fuel: u64) -> Result<Vec<serde_
             ValType::I64 => Ok(Val::I64(*a as i64)),
             ValType::F32 => Ok(Val::F32((*a as f32).to_bits())),
             ValType::F64 => Ok(Val::F64(a.to_bits())),
-            other => Err(format!("parameter type {other} is not supported; use numeric parameters")),
+            other => Err(format!(
+                "parameter type {other} is not supported; use numeric parameters"
+            )),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = vec![Val::I32(0); ty.results().len()];
@@ -109,9 +125,18 @@ mod tests {
     #[test]
     fn calls_and_reports_errors() {
         let wat = r#"(module (func (export "mul") (param i64 i64) (result i64) local.get 0 local.get 1 i64.mul))"#;
-        assert_eq!(super::call(wat, "mul", &[6.0, 7.0], 1000).unwrap(), vec![serde_json::json!(42)]);
-        assert!(super::call(wat, "nope", &[], 1000).unwrap_err().contains("exports: mul"));
-        assert!(super::call("(module", "x", &[], 1000).unwrap_err().contains("cannot compile"));
-        assert!(super::call(wat, "mul", &[1.0], 1000).unwrap_err().contains("takes 2 arguments"));
+        assert_eq!(
+            super::call(wat, "mul", &[6.0, 7.0], 1000).unwrap(),
+            vec![serde_json::json!(42)]
+        );
+        assert!(super::call(wat, "nope", &[], 1000)
+            .unwrap_err()
+            .contains("exports: mul"));
+        assert!(super::call("(module", "x", &[], 1000)
+            .unwrap_err()
+            .contains("cannot compile"));
+        assert!(super::call(wat, "mul", &[1.0], 1000)
+            .unwrap_err()
+            .contains("takes 2 arguments"));
     }
 }

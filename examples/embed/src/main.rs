@@ -15,7 +15,11 @@ static PROFILE: Profile = Profile::embedded("my-app");
 /// The registry and a context over this program's linked capabilities.
 fn context() -> anyhow::Result<Context> {
     let registry = Registry::from_inventory()?;
-    Ok(Context::new(Arc::new(registry), Arc::new(Config::load(None)?), &PROFILE))
+    Ok(Context::new(
+        Arc::new(registry),
+        Arc::new(Config::load(None)?),
+        &PROFILE,
+    ))
 }
 
 #[tokio::main]
@@ -24,7 +28,10 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<&str> = ctx.registry.capabilities.iter().map(|c| c.name).collect();
     println!("capabilities: {}", names.join(", "));
     let hits = ctx
-        .call("vector.nearest", json!({"vectors": [[0.0, 0.0], [3.0, 4.0]], "query": [2.5, 4.0], "k": 1}))
+        .call(
+            "vector.nearest",
+            json!({"vectors": [[0.0, 0.0], [3.0, 4.0]], "query": [2.5, 4.0], "k": 1}),
+        )
         .await?;
     println!("nearest: {hits}");
     Ok(())
@@ -40,12 +47,24 @@ mod tests {
         let names: Vec<&str> = ctx.registry.capabilities.iter().map(|c| c.name).collect();
         assert_eq!(names, ["auth", "vector"]);
         let hits = ctx
-            .call("vector.nearest", json!({"vectors": [[0.0], [10.0]], "query": [9.0], "k": 1}))
+            .call(
+                "vector.nearest",
+                json!({"vectors": [[0.0], [10.0]], "query": [9.0], "k": 1}),
+            )
             .await
             .unwrap();
         assert_eq!(hits[0]["index"], 1);
-        assert!(matches!(ctx.check("auth").await, hakiri_kernel::CheckOutcome::Ok(_)));
-        let err = ctx.call("engine.query", json!({"sql": "select 1"})).await.unwrap_err();
-        assert!(err.to_string().contains("unknown tool `engine.query`"), "{err}");
+        assert!(matches!(
+            ctx.check("auth").await,
+            hakiri_kernel::CheckOutcome::Ok(_)
+        ));
+        let err = ctx
+            .call("engine.query", json!({"sql": "select 1"}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown tool `engine.query`"),
+            "{err}"
+        );
     }
 }

@@ -74,7 +74,8 @@ pub struct ProfileManifest {
 }
 
 fn read_toml(path: &Path) -> Result<toml::Table, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     text.parse().map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -99,7 +100,8 @@ pub fn read_profile(dir: &Path) -> Result<ProfileManifest, String> {
         .unwrap_or_default();
     let budget_path = dir.join("profile.toml");
     let budget = if budget_path.exists() {
-        let text = std::fs::read_to_string(&budget_path).map_err(|e| format!("{}: {e}", budget_path.display()))?;
+        let text = std::fs::read_to_string(&budget_path)
+            .map_err(|e| format!("{}: {e}", budget_path.display()))?;
         Some(toml::from_str(&text).map_err(|e| format!("{}: {e}", budget_path.display()))?)
     } else {
         None
@@ -135,7 +137,11 @@ pub fn read_capability(workspace: &Path, name: &str) -> Result<CapabilityMeta, S
 
 fn read_capability_manifest(path: &Path) -> Result<CapabilityMeta, String> {
     let manifest = read_toml(path)?;
-    match manifest.get("package").and_then(|p| p.get("metadata")).and_then(|m| m.get("hakiri")) {
+    match manifest
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("hakiri"))
+    {
         None => Ok(CapabilityMeta::default()),
         Some(v) => v
             .clone()
@@ -146,7 +152,10 @@ fn read_capability_manifest(path: &Path) -> Result<CapabilityMeta, String> {
 
 /// The workspace root: the nearest ancestor of `start` holding Cargo.lock.
 pub fn workspace_root(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|d| d.join("Cargo.lock").exists()).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").exists())
+        .map(Path::to_path_buf)
 }
 
 #[derive(Deserialize)]
@@ -164,8 +173,13 @@ struct LockPackage {
 }
 
 /// Versions of `package`'s direct dependencies named in `libraries`, as Cargo.lock resolved them.
-pub fn locked_versions(lock_path: &Path, package: &str, libraries: &[String]) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(lock_path).map_err(|e| format!("cannot read {}: {e}", lock_path.display()))?;
+pub fn locked_versions(
+    lock_path: &Path,
+    package: &str,
+    libraries: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(lock_path)
+        .map_err(|e| format!("cannot read {}: {e}", lock_path.display()))?;
     let lock: Lock = toml::from_str(&text).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     let me = lock
         .package
@@ -196,12 +210,14 @@ pub fn locked_versions(lock_path: &Path, package: &str, libraries: &[String]) ->
 }
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("hakiri-build must run from a build script ({name} unset)"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("hakiri-build must run from a build script ({name} unset)"))
 }
 
 fn write_out(file: &str, contents: &str) {
     let out = PathBuf::from(env("OUT_DIR")).join(file);
-    std::fs::write(&out, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+    std::fs::write(&out, contents)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }
 
 /// For a capability crate's `build.rs`.
@@ -221,13 +237,22 @@ pub fn capability() {
             locked_versions(&lock, &package, &meta.libraries).unwrap_or_else(|e| panic!("{e}"))
         }
         None => {
-            println!("cargo:warning=no Cargo.lock above {}; library versions reported as unknown", dir.display());
-            meta.libraries.iter().map(|l| (l.clone(), "unknown".to_string())).collect()
+            println!(
+                "cargo:warning=no Cargo.lock above {}; library versions reported as unknown",
+                dir.display()
+            );
+            meta.libraries
+                .iter()
+                .map(|l| (l.clone(), "unknown".to_string()))
+                .collect()
         }
     };
     let mut src = format!("const HAKIRI_CAPABILITY_NAME: &str = {name:?};\nconst HAKIRI_LIBRARIES: &[::hakiri_kernel::Library] = &[\n");
     for (lib, version) in versions {
-        let _ = writeln!(src, "    ::hakiri_kernel::Library {{ name: {lib:?}, version: {version:?} }},");
+        let _ = writeln!(
+            src,
+            "    ::hakiri_kernel::Library {{ name: {lib:?}, version: {version:?} }},"
+        );
     }
     src.push_str("];\n");
     write_out("hakiri_capability.rs", &src);
@@ -238,19 +263,33 @@ pub fn capability() {
 /// and `static PROFILE: hakiri_kernel::Profile`.
 pub fn profile() {
     let dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
-    println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", dir.join("profile.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        dir.join("profile.toml").display()
+    );
     println!("cargo:rerun-if-env-changed=HAKIRI_GIT_REVISION");
     let me = read_profile(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let root = workspace_root(&dir).unwrap_or_else(|| panic!("no workspace Cargo.lock above {}", dir.display()));
+    let root = workspace_root(&dir)
+        .unwrap_or_else(|| panic!("no workspace Cargo.lock above {}", dir.display()));
     let profiles = read_profiles(&root).unwrap_or_else(|e| panic!("{e}"));
     for p in &profiles {
-        println!("cargo:rerun-if-changed={}", p.dir.join("Cargo.toml").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            p.dir.join("Cargo.toml").display()
+        );
     }
 
     let mut src = String::new();
     for cap in &me.capabilities {
-        let _ = writeln!(src, "extern crate {} as _;", format!("{CAPABILITY_PREFIX}{cap}").replace('-', "_"));
+        let _ = writeln!(
+            src,
+            "extern crate {} as _;",
+            format!("{CAPABILITY_PREFIX}{cap}").replace('-', "_")
+        );
     }
     // capability -> profiles that have it, for what this profile lacks.
     let mut lacking: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -277,7 +316,10 @@ pub fn profile() {
             );
         }
     }
-    let git = std::env::var("HAKIRI_GIT_REVISION").ok().or_else(|| git_revision(&root)).unwrap_or_else(|| "unknown".into());
+    let git = std::env::var("HAKIRI_GIT_REVISION")
+        .ok()
+        .or_else(|| git_revision(&root))
+        .unwrap_or_else(|| "unknown".into());
     let _ = write!(
         src,
         "pub static PROFILE: ::hakiri_kernel::Profile = ::hakiri_kernel::Profile {{\n    name: {:?},\n    version: {:?},\n    target: {:?},\n    git_revision: {git:?},\n    declared: &{:?},\n    elsewhere: &[\n{elsewhere}    ],\n}};\n",
@@ -293,12 +335,17 @@ fn git_revision(root: &Path) -> Option<String> {
     let git = root.join(".git");
     if git.is_dir() {
         println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", git.join("refs").join("heads").display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            git.join("refs").join("heads").display()
+        );
     }
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .current_dir(root)
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -95,7 +95,10 @@ impl Emulator {
 
     /// Queues an invocation with this JSON payload; returns its request id.
     pub fn invoke(&self, payload: &str) -> String {
-        let id = format!("req-{}", self.shared.counter.fetch_add(1, Ordering::SeqCst) + 1);
+        let id = format!(
+            "req-{}",
+            self.shared.counter.fetch_add(1, Ordering::SeqCst) + 1
+        );
         let mut st = self.shared.state.lock().expect("emulator state");
         st.queue.push_back((id.clone(), payload.to_string()));
         self.shared.changed.notify_all();
@@ -107,11 +110,20 @@ impl Emulator {
         let deadline = Instant::now() + timeout;
         let mut st = self.shared.state.lock().expect("emulator state");
         loop {
-            if let Some(o) = st.outcomes.iter().find(|o| o.id == id || o.kind == Kind::InitError) {
+            if let Some(o) = st
+                .outcomes
+                .iter()
+                .find(|o| o.id == id || o.kind == Kind::InitError)
+            {
                 return Some(o.clone());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
-            st = self.shared.changed.wait_timeout(st, left).expect("emulator state").0;
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, left)
+                .expect("emulator state")
+                .0;
         }
     }
 
@@ -139,7 +151,10 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
         let mut parts = line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
         let mut length = 0usize;
         loop {
             let mut h = String::new();
@@ -167,7 +182,11 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 let Some((id, payload)) = next_invocation(s) else {
                     return Ok(());
                 };
-                let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() + 60_000;
+                let deadline = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis()
+                    + 60_000;
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:local:000000000000:function:hakiri-local\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n",
                     payload.len()
@@ -179,10 +198,17 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 record(s, String::new(), Kind::InitError, body);
                 accepted(&mut out)?;
             }
-            ("POST", r) if r.starts_with("invocation/") && (r.ends_with("/response") || r.ends_with("/error")) => {
+            ("POST", r)
+                if r.starts_with("invocation/")
+                    && (r.ends_with("/response") || r.ends_with("/error")) =>
+            {
                 let rest = &r["invocation/".len()..];
                 let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
-                let kind = if tail == "response" { Kind::Response } else { Kind::Error };
+                let kind = if tail == "response" {
+                    Kind::Response
+                } else {
+                    Kind::Error
+                };
                 record(s, id.to_string(), kind, body);
                 accepted(&mut out)?;
             }
@@ -203,7 +229,11 @@ fn next_invocation(s: &Shared) -> Option<(String, String)> {
         if let Some(item) = st.queue.pop_front() {
             return Some(item);
         }
-        st = s.changed.wait_timeout(st, Duration::from_millis(200)).ok()?.0;
+        st = s
+            .changed
+            .wait_timeout(st, Duration::from_millis(200))
+            .ok()?
+            .0;
     }
 }
 

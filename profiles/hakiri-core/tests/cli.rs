@@ -1,0 +1,217 @@
+//! hakiri-core end to end: the static binary as users run it.
+
+use hakiri_lambda_emulator::{Emulator, Kind};
+use serde_json::Value;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
+
+fn hakiri(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("HAKIRI_HOME", home)
+        .env_remove("HAKIRI_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn reports_exactly_its_capabilities_with_linked_versions() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hakiri(home.path(), &["capabilities", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["profile"], "hakiri-core");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["build"]["target"], "x86_64-unknown-linux-musl");
+    let names: Vec<&str> = v["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "catalog-sqlite",
+            "connectors",
+            "engine",
+            "lambda",
+            "s3-sync"
+        ]
+    );
+    let engine = &v["capabilities"][2];
+    let libs: Vec<&str> = engine["libraries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(libs, ["duckdb", "polars", "arrow"]);
+    assert!(engine["libraries"][0]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("1."));
+}
+
+#[test]
+fn self_checks_pass_and_unconfigured_backends_say_so() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hakiri(home.path(), &["capabilities", "--check"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("ok: DuckDB"), "{stdout}");
+    assert!(stdout.contains("skipped: not configured"), "{stdout}");
+    assert!(
+        stdout.contains("bootstrap answered an invocation"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn commands_and_tools_of_other_profiles_name_them() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hakiri(home.path(), &["search", "whale", "book.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "hakiri: `search` is part of hakiri-full; this binary is hakiri-core"
+    );
+    let out = hakiri(home.path(), &["call", "raft.status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr)
+        .contains("`raft.status` is part of hakiri-coord; this binary is hakiri-core"));
+    let out = hakiri(home.path(), &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn duckdb_errors_come_back_as_errors_on_the_static_build() {
+    let home = tempfile::tempdir().unwrap();
+    let ok = hakiri(
+        home.path(),
+        &[
+            "call",
+            "engine.query",
+            r#"{"sql": "select 41 + 1 as answer"}"#,
+        ],
+    );
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let v: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["rows"][0]["answer"], 42);
+    let missing = hakiri(
+        home.path(),
+        &[
+            "call",
+            "engine.query",
+            r#"{"sql": "select * from missing_table"}"#,
+        ],
+    );
+    assert_eq!(
+        missing.status.code(),
+        Some(1),
+        "a DuckDB error must not abort the process"
+    );
+    assert!(
+        text(&missing.stderr).contains("missing_table"),
+        "{}",
+        text(&missing.stderr)
+    );
+    let cast = hakiri(home.path(), &["sql", "select 'abc'::integer"]);
+    assert_eq!(cast.status.code(), Some(1));
+    assert!(
+        text(&cast.stderr).contains("Conversion Error"),
+        "{}",
+        text(&cast.stderr)
+    );
+    let bad_json = hakiri(home.path(), &["call", "engine.query", "{sql"]);
+    assert_eq!(bad_json.status.code(), Some(1));
+    assert!(
+        text(&bad_json.stderr).contains("not valid JSON"),
+        "{}",
+        text(&bad_json.stderr)
+    );
+}
+
+#[test]
+fn config_is_checked_against_this_binary() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("hakiri.toml");
+    std::fs::write(&cfg, "[engine]\nthreads = 2\n\n[search]\nheap = 1\n").unwrap();
+    let out = hakiri(home.path(), &["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(
+        "[search] configures `search`, which is part of hakiri-full; this binary is hakiri-core"
+    ));
+
+    std::fs::write(&cfg, "[engine]\nthreads = \"two\"\n").unwrap();
+    let out = hakiri(home.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("hakiri.toml:2: [engine] threads: invalid type"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::write(&cfg, "[engine\n").unwrap();
+    let out = hakiri(home.path(), &["version"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("hakiri.toml:1: invalid TOML"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let missing = Command::new(BIN)
+        .args(["--config", "/nonexistent/h.toml", "version"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("cannot read config file /nonexistent/h.toml"));
+}
+
+#[test]
+fn serves_tool_calls_as_a_lambda_bootstrap() {
+    let home = tempfile::tempdir().unwrap();
+    let emu = Emulator::start().unwrap();
+    let ok = emu.invoke(r#"{"tool": "engine.query", "input": {"sql": "select 6 * 7 as x"}}"#);
+    let bad = emu.invoke(r#"{"tool": "no.such.tool"}"#);
+    let mut child = Command::new(BIN)
+        .envs(emu.env())
+        .env("HAKIRI_HOME", home.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = emu.wait(&ok, Duration::from_secs(30)).expect("an answer");
+    let second = emu.wait(&bad, Duration::from_secs(30)).expect("an answer");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first.kind, Kind::Response, "{}", first.body);
+    let v: Value = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(v["rows"][0]["x"], 42);
+    assert_eq!(second.kind, Kind::Error);
+    assert!(
+        second.body.contains("unknown tool `no.such.tool`"),
+        "{}",
+        second.body
+    );
+}
+
+#[test]
+fn lambda_outside_lambda_says_what_is_missing() {
+    let home = tempfile::tempdir().unwrap();
+    let out = hakiri(home.path(), &["lambda"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("AWS_LAMBDA_RUNTIME_API is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+}
