@@ -183,14 +183,69 @@ fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
         body.contains("engine.query") && body.contains("vector.nearest"),
         "{body}"
     );
-    unsafe_sigterm(child.id());
+    sigterm(child.id());
     let code = child.wait().unwrap();
     assert!(code.success(), "serve exited with {code}");
 }
 
-fn unsafe_sigterm(pid: u32) {
+fn sigterm(pid: u32) {
     Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
+}
+
+/// Where a test server is, as `.ci/services.sh` exports it.
+fn server(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is unset: run the tests through .ci/test, which starts a real server")
+    })
+}
+
+#[test]
+fn backends_do_real_round_trips_when_configured() {
+    let pg = server("HAKIRI_TEST_POSTGRES_URL");
+    let aws = server("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = format!("hakiri-test-{}", std::process::id());
+    // S3's CreateBucket: moto accepts it unsigned.
+    let addr = aws.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["capabilities", "--check"])
+        .env("HAKIRI_HOME", home.path())
+        .env("HAKIRI_CATALOG_POSTGRES__URL", &pg)
+        .env("HAKIRI_S3_SYNC__BUCKET", &bucket)
+        .env("HAKIRI_S3_SYNC__ENDPOINT", &aws)
+        .env("HAKIRI_S3_SYNC__ALLOW_HTTP", "true")
+        .env("HAKIRI_S3_SYNC__REGION", "us-east-1")
+        .env("HAKIRI_S3_SYNC__ACCESS_KEY_ID", "test")
+        .env("HAKIRI_S3_SYNC__SECRET_ACCESS_KEY", "test")
+        .env("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1")
+        .env("HAKIRI_CATALOG_DYNAMO__ENDPOINT", &aws)
+        .env("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test")
+        .env("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        !stdout.contains("skipped"),
+        "every backend is configured:\n{stdout}"
+    );
+    assert!(stdout.contains("ok: PostgreSQL"), "{stdout}");
+    assert!(
+        stdout.contains("put/get/list/delete round trip"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("signed ListTables"), "{stdout}");
 }

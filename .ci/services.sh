@@ -1,0 +1,32 @@
+# Sourced by .ci/test: starts the real servers the backend tests talk to, on
+# loopback, and exports where they are. Idempotent: reuses running servers.
+#   PostgreSQL (Debian's package)            -> HAKIRI_TEST_POSTGRES_URL
+#   moto server: S3 + DynamoDB (PyPI's moto)  -> HAKIRI_TEST_AWS_ENDPOINT
+set -euo pipefail
+
+pg_port=55432
+pg_dir="${HAKIRI_PG_DIR:-/tmp/hakiri-pg}"
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+if ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq postgresql >/dev/null; else sudo apt-get install -y -qq postgresql >/dev/null; fi
+fi
+pg_bin="$(dirname "$(readlink -f "$(command -v initdb)")")"
+if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
+  rm -rf "$pg_dir" && mkdir -p "$pg_dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
+  as_pg "$pg_bin/initdb" -D "$pg_dir/data" -A trust -U hakiri >/dev/null
+  as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null
+fi
+export HAKIRI_TEST_POSTGRES_URL="postgres://hakiri@127.0.0.1:$pg_port/postgres"
+
+moto_port=55433
+if ! curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1; then
+  command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+  nohup moto_server -H 127.0.0.1 -p "$moto_port" >/tmp/hakiri-moto.log 2>&1 &
+  for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+fi
+export HAKIRI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
