@@ -308,7 +308,9 @@ pub fn profile() {
         let mut items: Vec<(&str, &str)> = Vec::new();
         items.extend(meta.commands.iter().map(|c| ("command", c.as_str())));
         items.extend(meta.tools.iter().map(|t| ("tool", t.as_str())));
-        items.push(("config", cap));
+        if meta.config {
+            items.push(("config", cap));
+        }
         for (kind, name) in items {
             let _ = writeln!(
                 elsewhere,
