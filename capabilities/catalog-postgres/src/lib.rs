@@ -48,7 +48,7 @@ pub struct PgCatalog {
     pool: PgPool,
 }
 
-const COLUMNS: &str = "name, version, location, source, rows, bytes, schema, updated";
+// sqlx only takes literal SQL (injection audit), so the column list is spelled out in each query.
 
 impl PgCatalog {
     pub async fn connect(url: &str) -> anyhow::Result<PgCatalog> {
@@ -99,9 +99,9 @@ fn to_entry(r: PgRow) -> anyhow::Result<DatasetEntry> {
 impl Catalog for PgCatalog {
     fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
         Box::pin(async move {
-            let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM hakiri_datasets ORDER BY name"
-            ))
+            let rows = sqlx::query(
+                "SELECT name, version, location, source, rows, bytes, schema, updated FROM hakiri_datasets ORDER BY name",
+            )
             .fetch_all(&self.pool)
             .await?;
             rows.into_iter().map(to_entry).collect()
@@ -110,9 +110,9 @@ impl Catalog for PgCatalog {
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>> {
         Box::pin(async move {
-            let row = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM hakiri_datasets WHERE name = $1"
-            ))
+            let row = sqlx::query(
+                "SELECT name, version, location, source, rows, bytes, schema, updated FROM hakiri_datasets WHERE name = $1",
+            )
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -122,12 +122,13 @@ impl Catalog for PgCatalog {
 
     fn publish(&self, e: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            sqlx::query(&format!(
-                "INSERT INTO hakiri_datasets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            sqlx::query(
+                "INSERT INTO hakiri_datasets (name, version, location, source, rows, bytes, schema, updated)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, location = EXCLUDED.location,
                  source = EXCLUDED.source, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, schema = EXCLUDED.schema,
-                 updated = EXCLUDED.updated"
-            ))
+                 updated = EXCLUDED.updated",
+            )
             .bind(&e.name)
             .bind(e.version as i64)
             .bind(&e.location)

@@ -198,7 +198,7 @@ fn parse_csv(bytes: Vec<u8>, rows: usize) -> anyhow::Result<Preview> {
         .with_n_rows(Some(rows))
         .into_reader_with_file_handle(std::io::Cursor::new(bytes))
         .finish()
-        .context("cannot parse the source as CSV")?;
+        .map_err(|e| anyhow::anyhow!("cannot parse the source as CSV: {e}"))?;
     let columns = df
         .schema()
         .iter()

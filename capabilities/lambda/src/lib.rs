@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Context as _};
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -61,8 +61,9 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One invocation: a tool call, or a description of this function.
-pub async fn handle(ctx: &Context, event: Value) -> Result<Value, lambda_runtime::Error> {
+/// One invocation: a tool call, or a description of this function. Errors
+/// reach the Runtime API's `/error` with the tool's message.
+pub async fn handle(ctx: &Context, event: Value) -> Result<Value, Diagnostic> {
     match event.get("tool") {
         None => Ok(json!({
             "profile": ctx.profile.name,
@@ -71,11 +72,15 @@ pub async fn handle(ctx: &Context, event: Value) -> Result<Value, lambda_runtime
         })),
         Some(Value::String(tool)) => {
             let input = event.get("input").cloned().unwrap_or_else(|| json!({}));
-            Ok(ctx.call(tool, input).await?)
+            ctx.call(tool, input).await.map_err(|e| Diagnostic {
+                error_type: "ToolError".into(),
+                error_message: e.to_string(),
+            })
         }
-        Some(other) => {
-            Err(format!("event field `tool` must be a tool name string, found {other}").into())
-        }
+        Some(other) => Err(Diagnostic {
+            error_type: "InvalidEvent".into(),
+            error_message: format!("event field `tool` must be a tool name string, found {other}"),
+        }),
     }
 }
 

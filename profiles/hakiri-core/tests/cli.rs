@@ -143,7 +143,11 @@ fn duckdb_errors_come_back_as_errors_on_the_static_build() {
 fn config_is_checked_against_this_binary() {
     let home = tempfile::tempdir().unwrap();
     let cfg = home.path().join("hakiri.toml");
-    std::fs::write(&cfg, "[engine]\nthreads = 2\n\n[mcp]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[engine]\nthreads = 2\n\n[mcp]\nlisten = \"127.0.0.1:9\"\n",
+    )
+    .unwrap();
     let out = hakiri(home.path(), &["config", "check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(
