@@ -5,7 +5,8 @@
 //! `<home>/hakiri.toml` (optional), where home is `$HAKIRI_HOME` or `~/.hakiri`.
 //! Each capability owns the section named after it (`[engine]`, `[mcp]`, …).
 //! Environment overrides: `HAKIRI_<SECTION>__<KEY>` (section `-` written as `_`),
-//! and `HAKIRI_<KEY>` for top-level keys; values are read as TOML, else as text.
+//! and `HAKIRI_<KEY>` for the kernel's top-level keys (`HAKIRI_DATA_DIR`);
+//! values are read as TOML, else as text.
 
 use crate::profile::Profile;
 use crate::registry::Registry;
@@ -151,11 +152,13 @@ impl Config {
                         "{var}: expected HAKIRI_<SECTION>__<KEY>, e.g. HAKIRI_ENGINE__THREADS=4"
                     )))
                 }
-                None => {
+                // Other HAKIRI_* variables (scripts' own) are not configuration.
+                None if KERNEL_KEYS.contains(&rest.to_ascii_lowercase().as_str()) => {
                     let key = rest.to_ascii_lowercase();
                     self.table.insert(key.clone(), value);
                     self.from_env.push((key, var.clone()));
                 }
+                None => {}
             }
         }
         self.refresh_data_dir()

@@ -83,6 +83,7 @@ fn environment_overrides_the_file() {
         ("HAKIRI_DATA_DIR".to_string(), "/srv/hakiri".to_string()),
         ("HAKIRI_CONFIG".to_string(), "ignored".to_string()),
         ("OTHER".to_string(), "1".to_string()),
+        ("HAKIRI_TEST_SERVER".to_string(), "not config".to_string()),
     ])
     .unwrap();
     assert_eq!(
@@ -94,6 +95,7 @@ fn environment_overrides_the_file() {
         Some("/x/y.db")
     );
     assert_eq!(cfg.data_dir, Path::new("/srv/hakiri"));
+    assert!(cfg.raw_section("test_server").is_none(), "plain HAKIRI_* variables are not config");
     let bad = cfg
         .apply_env(vec![("HAKIRI_ENGINE__".to_string(), "1".to_string())])
         .unwrap_err();
