@@ -95,7 +95,10 @@ fn environment_overrides_the_file() {
         Some("/x/y.db")
     );
     assert_eq!(cfg.data_dir, Path::new("/srv/hakiri"));
-    assert!(cfg.raw_section("test_server").is_none(), "plain HAKIRI_* variables are not config");
+    assert!(
+        cfg.raw_section("test_server").is_none(),
+        "plain HAKIRI_* variables are not config"
+    );
     let bad = cfg
         .apply_env(vec![("HAKIRI_ENGINE__".to_string(), "1".to_string())])
         .unwrap_err();

@@ -34,8 +34,8 @@ struct VerifyOutput {
 }
 
 fn verify(input: &VerifyInput) -> Result<VerifyOutput, String> {
-    let bytes =
-        hex_decode(&input.public_key).ok_or("public_key must be hex-encoded ed25519 bytes")?;
+    let bytes = hex::decode(&input.public_key)
+        .map_err(|_| "public_key must be hex-encoded ed25519 bytes")?;
     let key = PublicKey::from_bytes(&bytes, biscuit_auth::Algorithm::Ed25519)
         .map_err(|e| format!("invalid public_key: {e}"))?;
     let token = Biscuit::from_base64(&input.token, key)
@@ -46,23 +46,9 @@ fn verify(input: &VerifyInput) -> Result<VerifyOutput, String> {
         revocation_ids: token
             .revocation_identifiers()
             .iter()
-            .map(|id| hex_encode(id))
+            .map(hex::encode)
             .collect(),
     })
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Mints a token for one dataset, then checks that it authorizes a read of
