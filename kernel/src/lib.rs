@@ -9,6 +9,13 @@
 //! An embedding program depends on `hakiri-kernel` plus the capability crates it
 //! wants, references them (`use hakiri_cap_x as _;`) so they are linked, and
 //! calls [`Registry::from_inventory`].
+//!
+//! One registration mechanism: `inventory`. A `linkme` distributed slice would
+//! do the same job for the one purpose we have (collecting [`Capability`]
+//! descriptors), so it would be a second mechanism without a second purpose;
+//! everything finer-grained (tools, commands, services, backends) is
+//! contributed at start-up through the [`Registrar`], where duplicates can be
+//! reported with both crates' names.
 
 pub mod capability;
 pub mod cli;
