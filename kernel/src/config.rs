@@ -15,7 +15,9 @@ use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// Top-level keys the kernel owns.
-const KERNEL_KEYS: &[&str] = &["data_dir"];
+const KERNEL_KEYS: &[&str] = &["data_dir", "catalog"];
+/// The catalog when `catalog` is not set: SQLite under `data_dir`.
+pub const DEFAULT_CATALOG: &str = "sqlite://";
 /// `HAKIRI_*` variables that select the config rather than override it.
 const SELECTOR_VARS: &[&str] = &["HAKIRI_CONFIG", "HAKIRI_HOME"];
 
@@ -162,6 +164,14 @@ impl Config {
             }
         }
         self.refresh_data_dir()
+    }
+
+    /// The catalog URL (`catalog = "postgres://…"`); its scheme picks the backend.
+    pub fn catalog_url(&self) -> &str {
+        self.table
+            .get("catalog")
+            .and_then(|v| v.as_str())
+            .unwrap_or(DEFAULT_CATALOG)
     }
 
     /// The raw value of a capability's section, if configured.

@@ -19,6 +19,7 @@
 
 pub mod capability;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extension;

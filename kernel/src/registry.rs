@@ -347,6 +347,23 @@ impl Context {
         (entry.item.handler)(input, self.clone()).await
     }
 
+    /// Opens the configured catalog through the backend registered for its URL scheme.
+    pub async fn catalog(&self) -> anyhow::Result<Box<dyn crate::Catalog>> {
+        let url = self.config.catalog_url();
+        let scheme = url.split(':').next().unwrap_or_default();
+        let Some(backend) = self.registry.catalogs.get(scheme) else {
+            if let Some(err) = self.profile.lacks("catalog", scheme) {
+                anyhow::bail!("catalog `{url}`: {err}");
+            }
+            let known: Vec<&str> = self.registry.catalogs.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "catalog `{url}`: no backend for scheme `{scheme}`; this binary has: {}",
+                known.join(", ")
+            );
+        };
+        backend.item.open(url, self).await
+    }
+
     /// Runs one capability's self-check; capabilities without one report so.
     pub async fn check(&self, capability: &str) -> CheckOutcome {
         match self.registry.checks.get(capability) {

@@ -1,11 +1,18 @@
-//! `engine`: SQL with DuckDB and lazy dataframes with Polars; results travel as Arrow.
+//! `engine`: SQL with DuckDB over every dataset in the catalog (each visible by
+//! its name), and lazy dataframes with Polars; results travel as Arrow batches.
 
+mod output;
+
+use anyhow::{bail, Context as _};
 use arrow::record_batch::RecordBatch;
 use clap::{Arg, Command};
 use duckdb::Connection;
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
+use output::OutputFormat;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 hakiri_kernel::capability!(register);
@@ -24,28 +31,48 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<EngineConfig>()?;
     r.tool(Tool::typed(
         "engine.query",
-        "Run a SQL query with DuckDB and return its columns and rows as JSON",
+        "Run a read-only SQL query with DuckDB over the catalog's datasets (each visible by its name); returns columns and rows as JSON",
         |input: QueryInput, ctx| async move {
-            tokio::task::spawn_blocking(move || query_json(&ctx, &input.sql))
+            let datasets = datasets(&ctx).await.map_err(|e| ToolError::Failed(format!("{e:#}")))?;
+            let limit = input.max_rows.unwrap_or(10_000);
+            tokio::task::spawn_blocking(move || query_json(&ctx, &datasets, &input.sql, limit))
                 .await
                 .map_err(ToolError::failed)?
-                .map_err(ToolError::failed)
+                .map_err(|e| ToolError::Failed(format!("{e:#}")))
         },
     ))?;
     r.command(
         Command::new("sql")
-            .about("Run a SQL query with DuckDB and print the result")
-            .arg(Arg::new("query").required(true).help("The SQL query")),
+            .about("Run a read-only SQL query over the datasets (each visible by its name)")
+            .arg(Arg::new("query").required(true).help("The SQL query"))
+            .arg(
+                Arg::new("format")
+                    .long("format")
+                    .value_parser(clap::value_parser!(OutputFormat))
+                    .help("Output format (default: table on a terminal, else csv)"),
+            )
+            .arg(
+                Arg::new("output")
+                    .long("output")
+                    .short('o')
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Write to a file instead of stdout"),
+            ),
         |m, ctx| async move {
             let sql = m.get_one::<String>("query").cloned().unwrap_or_default();
-            let table = tokio::task::spawn_blocking(move || {
-                let batches = query_batches(&ctx, &sql)?;
-                Ok::<_, anyhow::Error>(
-                    arrow::util::pretty::pretty_format_batches(&batches)?.to_string(),
-                )
+            let output = m.get_one::<PathBuf>("output").cloned();
+            let format = match m.get_one::<OutputFormat>("format") {
+                Some(f) => *f,
+                None if output.is_none() && std::io::stdout().is_terminal() => OutputFormat::Table,
+                None => OutputFormat::Csv,
+            };
+            let datasets = datasets(&ctx).await?;
+            tokio::task::spawn_blocking(move || {
+                let conn = connect_with(&ctx, &datasets)?;
+                ensure_read_only(&conn, &sql)?;
+                output::write(&conn, &sql, format, output.as_deref())
             })
             .await??;
-            println!("{table}");
             Ok(ExitCode::SUCCESS)
         },
     )?;
@@ -62,14 +89,31 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryInput {
-    /// The SQL query.
+    /// The SQL query (read-only: SELECT, WITH, DESCRIBE, SUMMARIZE, …).
     sql: String,
+    /// Return at most this many rows (default 10000); `truncated` says if more existed.
+    max_rows: Option<usize>,
 }
 
 #[derive(Serialize)]
 struct QueryOutput {
     columns: Vec<String>,
     rows: Vec<serde_json::Value>,
+    truncated: bool,
+}
+
+/// A dataset as a view: its name and the directory of its Parquet files.
+type View = (String, String);
+
+/// The catalog's datasets, to expose as views.
+async fn datasets(ctx: &Context) -> anyhow::Result<Vec<View>> {
+    let catalog = ctx.catalog().await?;
+    Ok(catalog
+        .list()
+        .await?
+        .into_iter()
+        .map(|d| (d.name, d.location))
+        .collect())
 }
 
 /// An in-memory DuckDB connection configured from `[engine]`.
@@ -80,33 +124,106 @@ pub fn connect(ctx: &Context) -> anyhow::Result<Connection> {
         config = config.threads(i64::from(t))?;
     }
     if let Some(m) = &cfg.memory_limit {
-        config = config.max_memory(m)?;
+        config = config
+            .max_memory(m)
+            .with_context(|| format!("[engine] memory_limit `{m}`"))?;
     }
     Ok(Connection::open_in_memory_with_flags(config)?)
 }
 
-/// Runs `sql` and returns its result as Arrow batches.
-pub fn query_batches(ctx: &Context, sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    let conn = connect(ctx)?;
-    let mut stmt = conn.prepare(sql)?;
-    Ok(stmt.query_arrow([])?.collect())
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn query_json(ctx: &Context, sql: &str) -> anyhow::Result<QueryOutput> {
-    let batches = query_batches(ctx, sql)?;
-    let columns = batches
-        .first()
-        .map(|b| {
-            b.schema()
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A connection where every dataset is a view over its Parquet files.
+fn connect_with(ctx: &Context, views: &[View]) -> anyhow::Result<Connection> {
+    let conn = connect(ctx)?;
+    for (name, dir) in views {
+        let glob = format!("{}/*.parquet", dir.trim_end_matches('/'));
+        conn.execute_batch(&format!(
+            "CREATE VIEW {} AS SELECT * FROM read_parquet({})",
+            quote_ident(name),
+            quote_literal(&glob)
+        ))
+        .with_context(|| format!("cannot open dataset `{name}` at {dir}"))?;
+    }
+    Ok(conn)
+}
+
+/// Statement kinds that only read, besides what DuckDB can serialize as SELECT.
+const READ_KEYWORDS: &[&str] = &["describe", "show", "summarize", "explain"];
+
+/// Refuses statements that would write. DuckDB's `json_serialize_sql` accepts
+/// only SELECT statements, so it is the parser deciding, not a keyword list.
+/// Syntax errors fall through, so DuckDB reports them with their position.
+pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let single = !sql.trim().trim_end_matches(';').contains(';');
+    if READ_KEYWORDS.contains(&first.as_str()) && single {
+        return Ok(());
+    }
+    let serialized: String = conn.query_row("SELECT json_serialize_sql(?)", [sql], |r| r.get(0))?;
+    let v: serde_json::Value = serde_json::from_str(&serialized)?;
+    if v["error"].as_bool() == Some(true) && v["error_type"].as_str() != Some("parser") {
+        bail!("queries are read-only: `{}` would change data or settings; use SELECT (or WITH, DESCRIBE, SUMMARIZE)", first.to_uppercase());
+    }
+    Ok(())
+}
+
+/// DuckDB's own message (with its LINE/caret position), without the FFI code suffix.
+pub fn duck(e: duckdb::Error) -> anyhow::Error {
+    match e {
+        duckdb::Error::DuckDBFailure(_, Some(msg)) => anyhow::anyhow!(msg),
+        other => anyhow::anyhow!(other),
+    }
+}
+
+/// Runs `sql` (read-only) over the catalog's datasets and returns Arrow batches.
+pub fn query_batches(ctx: &Context, views: &[View], sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
+    let conn = connect_with(ctx, views)?;
+    ensure_read_only(&conn, sql)?;
+    let mut stmt = conn.prepare(sql).map_err(duck)?;
+    Ok(stmt.query_arrow([]).map_err(duck)?.collect())
+}
+
+fn query_json(
+    ctx: &Context,
+    views: &[View],
+    sql: &str,
+    limit: usize,
+) -> anyhow::Result<QueryOutput> {
+    let conn = connect_with(ctx, views)?;
+    ensure_read_only(&conn, sql)?;
+    let mut stmt = conn.prepare(sql).map_err(duck)?;
+    let mut columns = Vec::new();
+    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+    let (mut taken, mut truncated) = (0usize, false);
+    for batch in stmt.query_arrow([]).map_err(duck)? {
+        if columns.is_empty() {
+            columns = batch
+                .schema()
                 .fields()
                 .iter()
                 .map(|f| f.name().clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    for b in &batches {
-        writer.write(b)?;
+                .collect();
+        }
+        let room = limit - taken;
+        if batch.num_rows() > room {
+            writer.write(&batch.slice(0, room))?;
+            truncated = true;
+            break;
+        }
+        taken += batch.num_rows();
+        writer.write(&batch)?;
     }
     writer.finish()?;
     let bytes = writer.into_inner();
@@ -115,11 +232,15 @@ fn query_json(ctx: &Context, sql: &str) -> anyhow::Result<QueryOutput> {
     } else {
         serde_json::from_slice(&bytes)?
     };
-    Ok(QueryOutput { columns, rows })
+    Ok(QueryOutput {
+        columns,
+        rows,
+        truncated,
+    })
 }
 
 /// A DuckDB aggregate over generated rows, a DuckDB error that must come back
-/// as an error (not an abort), and a Polars lazy query.
+/// as an error (not an abort), a write that must be refused, and a Polars lazy query.
 fn self_check(ctx: &Context) -> anyhow::Result<String> {
     use polars::prelude::*;
     let conn = connect(ctx)?;
@@ -133,6 +254,10 @@ fn self_check(ctx: &Context) -> anyhow::Result<String> {
         conn.execute_batch("select * from no_such_table").is_err(),
         "DuckDB accepted a query on a missing table"
     );
+    anyhow::ensure!(
+        ensure_read_only(&conn, "create table t (x int)").is_err(),
+        "a write was not refused"
+    );
     let df = df!("region" => ["eu", "us", "eu"], "amount" => [10i64, 20, 5])?;
     let out = df
         .lazy()
@@ -143,6 +268,6 @@ fn self_check(ctx: &Context) -> anyhow::Result<String> {
     let eu: i64 = out.column("amount")?.get(0)?.try_extract()?;
     anyhow::ensure!(eu == 15, "Polars grouped eu to {eu}, expected 15");
     Ok(format!(
-        "DuckDB {duck_version} summed 1..100; Polars lazy group-by gave eu=15"
+        "DuckDB {duck_version} summed 1..100 and refused a write; Polars lazy group-by gave eu=15"
     ))
 }

@@ -308,6 +308,7 @@ pub fn profile() {
         let mut items: Vec<(&str, &str)> = Vec::new();
         items.extend(meta.commands.iter().map(|c| ("command", c.as_str())));
         items.extend(meta.tools.iter().map(|t| ("tool", t.as_str())));
+        items.extend(meta.catalog_schemes.iter().map(|t| ("catalog", t.as_str())));
         if meta.config {
             items.push(("config", cap));
         }
