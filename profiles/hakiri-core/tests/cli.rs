@@ -41,12 +41,13 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
         [
             "catalog-sqlite",
             "connectors",
+            "datasets",
             "engine",
             "lambda",
             "s3-sync"
         ]
     );
-    let engine = &v["capabilities"][2];
+    let engine = &v["capabilities"][3];
     let libs: Vec<&str> = engine["libraries"]
         .as_array()
         .unwrap()

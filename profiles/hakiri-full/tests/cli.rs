@@ -39,6 +39,7 @@ fn reports_exactly_its_capabilities() {
             "catalog-postgres",
             "catalog-sqlite",
             "connectors",
+            "datasets",
             "engine",
             "lambda",
             "mcp",
