@@ -325,6 +325,8 @@ fn held_ingest(home: &Path, name: &str) -> Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the held ingest never started");
 }
 
