@@ -80,6 +80,9 @@ pub struct IngestReport {
     pub skipped_rows: u64,
 }
 
+/// Rows read to infer CSV column types; `--schema` settles the rest.
+const INFER_ROWS: usize = 100;
+
 /// One input file, local or materialized from a stream.
 struct Input {
     path: PathBuf,
@@ -276,6 +279,12 @@ fn pl_path(p: &Path) -> PlRefPath {
 /// streaming. Returns how many malformed rows were skipped.
 fn write_part(inputs: &[Input], input: &IngestInput, staging: &Path, out: &Path) -> Result<u64> {
     let header = input.header.unwrap_or(true);
+    let overrides = parse_overrides(&input.schema)?;
+    // CSV applies overrides while parsing (a later cast could not rescue a bad inference).
+    let csv_overrides: Schema = overrides
+        .iter()
+        .map(|(c, t)| Field::new(c.as_str().into(), t.clone()))
+        .collect();
     let mut skipped = 0;
     let mut frames = Vec::new();
     let mut csv_inputs = Vec::new();
@@ -299,8 +308,12 @@ fn write_part(inputs: &[Input], input: &IngestInput, staging: &Path, out: &Path)
                 LazyCsvReader::new(pl_path(&path))
                     .with_has_header(header)
                     .with_separator(delimiter)
-                    .with_infer_schema_length(Some(10_000))
+                    // Polars' default: a longer inference window costs more than the write itself.
+                    .with_infer_schema_length(Some(INFER_ROWS))
                     .with_try_parse_dates(true)
+                    .with_dtype_overwrite(
+                        (!overrides.is_empty()).then(|| Arc::new(csv_overrides.clone())),
+                    )
                     .finish()
             }
             Format::Ndjson => LazyJsonLineReader::new(pl_path(&i.path)).finish(),
@@ -321,7 +334,6 @@ fn write_part(inputs: &[Input], input: &IngestInput, staging: &Path, out: &Path)
         concat(frames, UnionArgs::default())
             .map_err(|e| anyhow!("the sources do not share one schema: {e}"))?
     };
-    let overrides = parse_overrides(&input.schema)?;
     if !overrides.is_empty() {
         let schema = lf
             .collect_schema()
@@ -365,7 +377,33 @@ fn explain(e: PolarsError, csv_inputs: &[(&Input, u8)], header: bool) -> anyhow:
             return anyhow!("{} {problem}; fix the row or pass --on-error skip", i.label);
         }
     }
-    anyhow!("cannot ingest: {e}")
+    let msg = e.to_string();
+    if msg.starts_with("could not parse") {
+        // Polars' message continues with hints for its Python API; keep the fact,
+        // turn its byte offset into a line, and give our own remedy.
+        let first = msg.lines().next().unwrap_or_default();
+        let near = csv_inputs.first().and_then(|(i, _)| {
+            let offset: usize = msg
+                .split("offset in the file is ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            let bytes = std::fs::read(&i.path).ok()?;
+            let line = bytes[..offset.min(bytes.len())]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            Some(format!("{} near line {line}: ", i.label))
+        });
+        return anyhow!(
+            "{}{first}; column types are inferred from the first {INFER_ROWS} rows, so set this one with --schema column=type",
+            near.unwrap_or_default()
+        );
+    }
+    anyhow!("cannot ingest: {msg}")
 }
 
 /// The lazy scan of one Parquet file or glob.

@@ -228,6 +228,37 @@ fn bad_input_gets_clear_errors() {
     )
     .contains("unknown type `money`"));
 
+    // A type inferred from the first rows that a later row breaks: named, and --schema fixes it.
+    let mut late = String::from("a,b\n");
+    for i in 0..200 {
+        late.push_str(&format!("{i},x\n"));
+    }
+    late.push_str("3.5,y\n");
+    let late = write(dir, "late.csv", late.as_bytes());
+    let e = fails(&home, &["ingest", &late, "--as", "late"]);
+    assert!(
+        e.contains("late.csv near line")
+            && e.contains("could not parse `3.5` as dtype `i64`")
+            && e.contains("--schema"),
+        "{e}"
+    );
+    ok(
+        &home,
+        &[
+            "ingest",
+            &late,
+            "--as",
+            "late",
+            "--schema",
+            "a=float64",
+            "-q",
+        ],
+    );
+    assert_eq!(
+        json(&home, "select max(a) m from late"),
+        serde_json::json!([{"m": 199.0}])
+    );
+
     let good = write(dir, "good.csv", b"region,amount\neu,1\n");
     ok(&home, &["ingest", &good, "--as", "sales", "-q"]);
     let e = fails(&home, &["sql", "select * from sale"]);
