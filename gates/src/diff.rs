@@ -24,7 +24,7 @@ fn delta_bytes(old: u64, new: u64) -> String {
         0.0
     };
     format!(
-        "{} → {} ({}{} , {pct:+.1}%)",
+        "{} → {} ({}{}, {pct:+.1}%)",
         mb(old),
         mb(new),
         if d >= 0 { "+" } else { "-" },
@@ -74,4 +74,46 @@ pub fn render(old: &Report, new: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::ProfileResult;
+
+    #[test]
+    fn shows_growth_new_and_removed_profiles() {
+        let mut old = Report::default();
+        old.profiles.insert(
+            "hakiri-core".into(),
+            ProfileResult {
+                compressed_bytes: 40 << 20,
+                stripped_bytes: 100 << 20,
+                ..ProfileResult::default()
+            },
+        );
+        old.profiles
+            .insert("hakiri-gone".into(), ProfileResult::default());
+        let mut new = old.clone();
+        new.profiles.remove("hakiri-gone");
+        new.profiles
+            .get_mut("hakiri-core")
+            .unwrap()
+            .compressed_bytes = 42 << 20;
+        new.profiles
+            .insert("hakiri-new".into(), ProfileResult::default());
+        new.failures
+            .push("hakiri-core compressed 44040192 > 1 MB".into());
+        let table = render(&old, &new);
+        assert!(
+            table.contains("| hakiri-core | 40.0 MB → 42.0 MB (+2.0 MB, +5.0%)"),
+            "{table}"
+        );
+        assert!(table.contains("| hakiri-new | new: 0.0 MB"), "{table}");
+        assert!(table.contains("| hakiri-gone | removed"), "{table}");
+        assert!(
+            table.contains("- hakiri-core compressed 44040192 > 1 MB"),
+            "{table}"
+        );
+    }
 }
