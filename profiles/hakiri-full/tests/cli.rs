@@ -250,3 +250,42 @@ fn backends_do_real_round_trips_when_configured() {
     );
     assert!(stdout.contains("signed ListTables"), "{stdout}");
 }
+
+#[test]
+fn datasets_live_in_a_postgres_catalog_when_configured() {
+    let pg = server("HAKIRI_TEST_POSTGRES_URL");
+    let home = tempfile::tempdir().unwrap();
+    let name = format!("pg_sales_{}", std::process::id());
+    let csv = home.path().join("s.csv");
+    std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("HAKIRI_HOME", home.path())
+            .env("HAKIRI_CATALOG", &pg)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["ingest", csv.to_str().unwrap(), "--as", &name, "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&[
+        "sql",
+        "--format",
+        "csv",
+        &format!("select sum(amount) as s from {name}"),
+    ]);
+    assert_eq!(text(&out.stdout), "s\n7\n", "{}", text(&out.stderr));
+    let listed = run(&["datasets", "--json"]);
+    assert!(text(&listed.stdout).contains(&name));
+    assert!(run(&["drop", &name]).status.success());
+    // The SQLite catalog in the same home never saw it.
+    let out = Command::new(BIN)
+        .args(["datasets", "--json"])
+        .env("HAKIRI_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        serde_json::json!([])
+    );
+}
