@@ -364,6 +364,29 @@ impl Context {
         backend.item.open(url, self).await
     }
 
+    /// Opens `source` with the first registered connector that accepts it;
+    /// returns the connector's kind and the reader.
+    pub async fn open_source(&self, source: &str) -> anyhow::Result<(String, crate::SourceReader)> {
+        let Some((kind, connector)) = self
+            .registry
+            .connectors
+            .iter()
+            .find(|(_, c)| c.item.accepts(source))
+        else {
+            let kinds: Vec<&str> = self
+                .registry
+                .connectors
+                .keys()
+                .map(String::as_str)
+                .collect();
+            anyhow::bail!(
+                "no connector reads `{source}`; connectors in this binary: {}",
+                kinds.join(", ")
+            );
+        };
+        Ok((kind.clone(), connector.item.open(source, self).await?))
+    }
+
     /// Runs one capability's self-check; capabilities without one report so.
     pub async fn check(&self, capability: &str) -> CheckOutcome {
         match self.registry.checks.get(capability) {

@@ -165,14 +165,7 @@ const PREVIEW_BYTES: u64 = 1 << 20;
 
 async fn preview(ctx: &Context, input: PreviewInput) -> anyhow::Result<Preview> {
     let rows = input.rows.unwrap_or(10).clamp(1, 1000);
-    let (kind, connector) = ctx
-        .registry
-        .connectors
-        .iter()
-        .find(|(_, c)| c.item.accepts(&input.source))
-        .with_context(|| format!("no connector reads `{}`", input.source))?;
-    let reader = connector.item.open(&input.source, ctx).await?;
-    let kind = kind.clone();
+    let (kind, reader) = ctx.open_source(&input.source).await?;
     let mut p = tokio::task::spawn_blocking(move || {
         let mut bytes = Vec::new();
         reader.take(PREVIEW_BYTES).read_to_end(&mut bytes)?;

@@ -177,13 +177,7 @@ async fn resolve(
     for (k, source) in input.sources.iter().enumerate() {
         let mut files: Vec<(PathBuf, String)> = Vec::new();
         if is_stream(source) {
-            let connector = ctx
-                .registry
-                .connectors
-                .values()
-                .find(|c| c.item.accepts(source))
-                .ok_or_else(|| anyhow!("no connector reads `{source}`"))?;
-            let reader = connector.item.open(source, ctx).await?;
+            let (_, reader) = ctx.open_source(source).await?;
             let dest = staging.join(format!("source-{k}"));
             let (d, pb) = (dest.clone(), progress.clone());
             let bytes =

@@ -4,7 +4,6 @@
 mod output;
 
 use anyhow::{bail, Context as _};
-use arrow::record_batch::RecordBatch;
 use clap::{Arg, Command};
 use duckdb::Connection;
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
@@ -185,14 +184,6 @@ pub fn duck(e: duckdb::Error) -> anyhow::Error {
         duckdb::Error::DuckDBFailure(_, Some(msg)) => anyhow::anyhow!(msg),
         other => anyhow::anyhow!(other),
     }
-}
-
-/// Runs `sql` (read-only) over the catalog's datasets and returns Arrow batches.
-pub fn query_batches(ctx: &Context, views: &[View], sql: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    let conn = connect_with(ctx, views)?;
-    ensure_read_only(&conn, sql)?;
-    let mut stmt = conn.prepare(sql).map_err(duck)?;
-    Ok(stmt.query_arrow([]).map_err(duck)?.collect())
 }
 
 fn query_json(
