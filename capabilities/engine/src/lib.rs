@@ -143,12 +143,18 @@ fn connect_with(ctx: &Context, views: &[View]) -> anyhow::Result<Connection> {
     let conn = connect(ctx)?;
     for (name, dir) in views {
         let glob = format!("{}/*.parquet", dir.trim_end_matches('/'));
-        conn.execute_batch(&format!(
+        // One unreadable dataset must not take every query down with it.
+        let view = format!(
             "CREATE VIEW {} AS SELECT * FROM read_parquet({})",
             quote_ident(name),
             quote_literal(&glob)
-        ))
-        .with_context(|| format!("cannot open dataset `{name}` at {dir}"))?;
+        );
+        if let Err(e) = conn.execute_batch(&view) {
+            eprintln!(
+                "hakiri: warning: dataset `{name}` at {dir} is unreadable and was skipped: {}",
+                duck(e)
+            );
+        }
     }
     Ok(conn)
 }

@@ -274,6 +274,15 @@ fn bad_input_gets_clear_errors() {
         fails(&home, &["describe", "sale"]).contains("no dataset `sale`; did you mean `sales`?")
     );
     assert!(fails(&home, &["drop", "nope"]).contains("no dataset `nope`"));
+    // A dataset whose files vanished is skipped with a warning; the others still answer.
+    ok(&home, &["ingest", &good, "--as", "doomed", "-q"]);
+    std::fs::remove_dir_all(home.join("datasets/doomed/v1")).unwrap();
+    let out = hakiri(
+        &home,
+        &["sql", "--format", "csv", "select count(*) n from sales"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "n\n1\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dataset `doomed`"));
     assert_eq!(
         json(&home, "select count(*) n from sales"),
         serde_json::json!([{"n": 1}]),
