@@ -8,7 +8,9 @@ pg_port=55432
 pg_dir="${HAKIRI_PG_DIR:-/tmp/hakiri-pg}"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 if ! command -v initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq postgresql >/dev/null; else sudo apt-get install -y -qq postgresql >/dev/null; fi
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq >/dev/null
+  $sudo_ apt-get install -y -qq postgresql >/dev/null
 fi
 pg_bin="$(dirname "$(readlink -f "$(command -v initdb)")")"
 if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
