@@ -7,12 +7,17 @@ set -euo pipefail
 pg_port=55432
 pg_dir="${HAKIRI_PG_DIR:-/tmp/hakiri-pg}"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if ! command -v initdb >/dev/null 2>&1; then
+# Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<version>/bin.
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v initdb)")"
+  else ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; fi
+}
+if [ -z "$(find_pg_bin)" ]; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq >/dev/null
   $sudo_ apt-get install -y -qq postgresql >/dev/null
 fi
-pg_bin="$(dirname "$(readlink -f "$(command -v initdb)")")"
+pg_bin="$(find_pg_bin)"
 if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
   rm -rf "$pg_dir" && mkdir -p "$pg_dir"
   [ "$(id -u)" = 0 ] && chown postgres "$pg_dir"
