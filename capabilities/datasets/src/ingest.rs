@@ -224,13 +224,8 @@ async fn resolve(
             if std::fs::metadata(&path)?.len() == 0 {
                 bail!("{label} is empty; nothing to ingest");
             }
-            let format = match input.format.or_else(|| {
-                if is_stream(&label) && label == "-" {
-                    None
-                } else {
-                    format_from_name(&label)
-                }
-            }) {
+            // Explicit --format, else the name's extension (stdin has none), else the bytes.
+            let format = match input.format.or_else(|| format_from_name(&label)) {
                 Some(f) => f,
                 None => sniff(&path)?,
             };
