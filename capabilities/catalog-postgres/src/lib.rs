@@ -50,14 +50,21 @@ pub struct PgCatalog {
 
 // sqlx only takes literal SQL (injection audit), so the column list is spelled out in each query.
 
+/// The catalog table's columns, as a literal so sqlx accepts the statements built from it.
+macro_rules! columns_ddl {
+    () => {
+        "(name TEXT PRIMARY KEY, version BIGINT NOT NULL, location TEXT NOT NULL, source TEXT NOT NULL,
+          rows BIGINT NOT NULL, bytes BIGINT NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL)"
+    };
+}
+
 impl PgCatalog {
     pub async fn connect(url: &str) -> anyhow::Result<PgCatalog> {
         let pool = Self::pool(url, 4).await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS hakiri_datasets (
-                name TEXT PRIMARY KEY, version BIGINT NOT NULL, location TEXT NOT NULL, source TEXT NOT NULL,
-                rows BIGINT NOT NULL, bytes BIGINT NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL)",
-        )
+        sqlx::query(concat!(
+            "CREATE TABLE IF NOT EXISTS hakiri_datasets ",
+            columns_ddl!()
+        ))
         .execute(&pool)
         .await
         .context("cannot create table hakiri_datasets")?;
@@ -69,11 +76,10 @@ impl PgCatalog {
     /// never shows up in anybody's catalog.
     async fn connect_scratch(url: &str) -> anyhow::Result<PgCatalog> {
         let pool = Self::pool(url, 1).await?;
-        sqlx::query(
-            "CREATE TEMP TABLE hakiri_datasets (
-                name TEXT PRIMARY KEY, version BIGINT NOT NULL, location TEXT NOT NULL, source TEXT NOT NULL,
-                rows BIGINT NOT NULL, bytes BIGINT NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL)",
-        )
+        sqlx::query(concat!(
+            "CREATE TEMP TABLE hakiri_datasets ",
+            columns_ddl!()
+        ))
         .execute(&pool)
         .await
         .context("cannot create a temporary table")?;

@@ -1,6 +1,7 @@
 //! hakiri-core end to end: the static binary as users run it.
 
 use hakiri_lambda_emulator::{Emulator, Kind};
+use hakiri_testkit::text;
 use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -8,17 +9,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
 
 fn hakiri(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("HAKIRI_HOME", home)
-        .env_remove("HAKIRI_CONFIG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    hakiri_testkit::run(BIN, home, args)
 }
 
 #[test]
@@ -30,12 +21,7 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
     assert_eq!(v["profile"], "hakiri-core");
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["build"]["target"], "x86_64-unknown-linux-musl");
-    let names: Vec<&str> = v["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = hakiri_testkit::capability_names(&v);
     assert_eq!(
         names,
         [

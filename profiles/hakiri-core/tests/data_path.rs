@@ -9,13 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
 
-fn hakiri(home: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("HAKIRI_HOME", home)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+fn hakiri(home: &std::path::Path, args: &[&str]) -> Output {
+    hakiri_testkit::run(BIN, home, args)
 }
 
 fn ok(home: &Path, args: &[&str]) -> String {

@@ -1,5 +1,6 @@
 //! hakiri-full end to end: self-checks, tools, and the daemon over MCP.
 
+use hakiri_testkit::text;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -8,16 +9,7 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-full");
 
 fn hakiri(home: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("HAKIRI_HOME", home)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    hakiri_testkit::run(BIN, home, args)
 }
 
 #[test]
@@ -25,12 +17,7 @@ fn reports_exactly_its_capabilities() {
     let home = tempfile::tempdir().unwrap();
     let out = hakiri(home.path(), &["capabilities", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let names: Vec<&str> = v["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = hakiri_testkit::capability_names(&v);
     assert_eq!(
         names,
         [
