@@ -25,15 +25,30 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// A profile for programs that embed the kernel without a profile crate.
-    pub const fn embedded(name: &'static str) -> Profile {
+    /// A profile for programs that embed the kernel without a profile crate;
+    /// prefer [`embedded_profile!`](crate::embedded_profile!), which fills in
+    /// the embedding program's own version.
+    pub const fn embedded(name: &'static str, version: &'static str) -> Profile {
         Profile {
             name,
-            version: env!("CARGO_PKG_VERSION"),
+            version,
             target: "",
             git_revision: "",
             declared: &[],
             elsewhere: &[],
+        }
+    }
+
+    /// `name version (target, revision)`, leaving out what is unknown.
+    pub fn describe(&self) -> String {
+        let build: Vec<&str> = [self.target, self.git_revision]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if build.is_empty() {
+            format!("{} {}", self.name, self.version)
+        } else {
+            format!("{} {} ({})", self.name, self.version, build.join(", "))
         }
     }
 
@@ -52,4 +67,18 @@ impl Profile {
                 this: self.name.to_string(),
             })
     }
+}
+
+/// The [`Profile`] of a program that embeds the kernel: its name, and the
+/// version of the crate that invokes the macro (not the kernel's).
+///
+/// ```
+/// static PROFILE: hakiri_kernel::Profile = hakiri_kernel::embedded_profile!("acme");
+/// assert_eq!(PROFILE.describe(), format!("acme {}", env!("CARGO_PKG_VERSION")));
+/// ```
+#[macro_export]
+macro_rules! embedded_profile {
+    ($name:expr) => {
+        $crate::Profile::embedded($name, env!("CARGO_PKG_VERSION"))
+    };
 }
