@@ -37,3 +37,6 @@ if ! curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1; then
   done
 fi
 export HAKIRI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
+
+# Every service test runs here: a missing variable fails it instead of skipping it.
+export HAKIRI_TEST_REQUIRE_SERVICES=1

@@ -1,33 +1,18 @@
 //! Runs a built binary the way users do and measures it.
 
 use anyhow::{bail, Context, Result};
-use hakiri_lambda_emulator::{Emulator, Kind};
-use std::io::{BufRead, BufReader};
+use hakiri_testkit::command;
+use hakiri_testkit::lambda::{Emulator, Kind};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub use hakiri_testkit::Running;
 
 /// A scratch home so no user config or data leaks into a measurement.
 pub fn scratch_home(tag: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("hakiri-gates-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
-}
-
-/// A command for `bin` with a clean Hakiri environment; services bind port 0.
-pub fn command(bin: &Path, home: &Path) -> Command {
-    let mut cmd = Command::new(bin);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("HAKIRI_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("HAKIRI_HOME", home)
-        .env("HAKIRI_MCP__LISTEN", "127.0.0.1:0")
-        .env("HAKIRI_COORD_API__LISTEN", "127.0.0.1:0")
-        .stdin(Stdio::null());
-    cmd
 }
 
 /// `bin capabilities --json`.
@@ -60,75 +45,12 @@ pub fn rss(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
-/// A long-running process, stopped (SIGTERM, then SIGKILL) when dropped.
-pub struct Running {
-    pub child: Child,
-    pub ready_line: String,
-}
-
-impl Running {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `bin serve` and waits for its ready line.
 pub fn start_serve(bin: &Path, home: &Path) -> Result<Running> {
-    let mut child = command(bin, home)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {} serve", bin.display()))?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(" ready: ") => {
-                // Keep draining stderr so the child never blocks on a full pipe.
-                std::thread::spawn(move || for _ in rx {});
-                return Ok(Running {
-                    child,
-                    ready_line: line,
-                });
-            }
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                bail!(
-                    "{} serve was not ready within 60 s; it said: {}",
-                    bin.display(),
-                    seen.join(" | ")
-                );
-            }
-        }
-    }
+    Ok(Running::until_ready(
+        command(bin, home).arg("serve"),
+        Duration::from_secs(60),
+    )?)
 }
 
 /// Starts `bin` as a Lambda bootstrap, serves one invocation, and leaves it
@@ -136,16 +58,8 @@ pub fn start_serve(bin: &Path, home: &Path) -> Result<Running> {
 pub fn start_lambda(bin: &Path, home: &Path) -> Result<(Running, Emulator)> {
     let emu = Emulator::start()?;
     let id = emu.invoke("{}");
-    let child = command(bin, home)
-        .envs(emu.env())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    let running = Running::spawn(command(bin, home).envs(emu.env()))
         .with_context(|| format!("cannot start {} as a bootstrap", bin.display()))?;
-    let running = Running {
-        child,
-        ready_line: String::new(),
-    };
     match emu.wait(&id, Duration::from_secs(30)) {
         Some(o) if o.kind == Kind::Response => {}
         Some(o) => bail!(
@@ -204,16 +118,8 @@ pub fn cold_starts(bin: &Path, runs: usize, home: &Path) -> Result<Vec<Duration>
         let emu = Emulator::start()?;
         let id = emu.invoke("{}");
         let start = Instant::now();
-        let child = command(bin, home)
-            .envs(emu.env())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let _running = Running::spawn(command(bin, home).envs(emu.env()))
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        let _running = Running {
-            child,
-            ready_line: String::new(),
-        };
         let outcome = emu.wait(&id, Duration::from_secs(30));
         match outcome {
             Some(o) if o.kind == Kind::Response => times.push(o.at.duration_since(start)),

@@ -2,7 +2,7 @@
 
 use crate::registry::Registrar;
 use crate::KernelError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A library a capability wraps, with the version actually linked
 /// (resolved from Cargo.lock by `hakiri-build` when the capability compiles).
@@ -15,7 +15,8 @@ pub struct Library {
 /// One capability, described once in its own crate and submitted to
 /// `inventory` by [`capability!`](crate::capability!).
 pub struct Capability {
-    /// Short name: the crate name without its `hakiri-cap-` prefix.
+    /// Short name: `[package.metadata.hakiri] name`, else the crate name
+    /// without its `hakiri-cap-` prefix.
     pub name: &'static str,
     /// The crate that registered it (named in duplicate errors).
     pub crate_name: &'static str,
@@ -36,7 +37,7 @@ pub fn linked() -> Vec<&'static Capability> {
 }
 
 /// The result of a capability's self-check.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "status", content = "detail", rename_all = "lowercase")]
 pub enum CheckOutcome {
     /// Real work was done with the library; the text says what.
@@ -44,6 +45,20 @@ pub enum CheckOutcome {
     /// The check needs something not configured here (a server, credentials).
     Skipped(String),
     Failed(String),
+}
+
+/// A check's error is its failure, with the whole chain.
+impl From<anyhow::Error> for CheckOutcome {
+    fn from(e: anyhow::Error) -> Self {
+        CheckOutcome::Failed(format!("{e:#}"))
+    }
+}
+
+/// Lets a check be written with `?`: `async { …?; Ok(CheckOutcome::Ok(..)) }`.
+impl From<anyhow::Result<CheckOutcome>> for CheckOutcome {
+    fn from(r: anyhow::Result<CheckOutcome>) -> Self {
+        r.unwrap_or_else(Into::into)
+    }
 }
 
 /// Registers the calling crate as a capability.

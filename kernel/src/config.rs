@@ -3,21 +3,20 @@
 //!
 //! Where the file is: `--config`, else `$HAKIRI_CONFIG`, else
 //! `<home>/hakiri.toml` (optional), where home is `$HAKIRI_HOME` or `~/.hakiri`.
-//! Each capability owns the section named after it (`[engine]`, `[mcp]`, …).
+//! Sections are typed ([`crate::Section`]) and registered by the capabilities
+//! that read them; each is parsed once when the [`crate::Context`] is built.
 //! Environment overrides: `HAKIRI_<SECTION>__<KEY>` (section `-` written as `_`),
 //! and `HAKIRI_<KEY>` for the kernel's top-level keys (`HAKIRI_DATA_DIR`);
 //! values are read as TOML, else as text.
 
 use crate::profile::Profile;
 use crate::registry::Registry;
+use crate::section::{SectionDecl, Sections};
 use crate::KernelError;
-use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// Top-level keys the kernel owns.
-const KERNEL_KEYS: &[&str] = &["data_dir", "catalog"];
-/// The catalog when `catalog` is not set: SQLite under `data_dir`.
-pub const DEFAULT_CATALOG: &str = "sqlite://";
+const KERNEL_KEYS: &[&str] = &["data_dir"];
 /// `HAKIRI_*` variables that select the config rather than override it.
 const SELECTOR_VARS: &[&str] = &["HAKIRI_CONFIG", "HAKIRI_HOME"];
 
@@ -166,30 +165,26 @@ impl Config {
         self.refresh_data_dir()
     }
 
-    /// The catalog URL (`catalog = "postgres://…"`); its scheme picks the backend.
-    pub fn catalog_url(&self) -> &str {
-        self.table
-            .get("catalog")
-            .and_then(|v| v.as_str())
-            .unwrap_or(DEFAULT_CATALOG)
-    }
-
-    /// The raw value of a capability's section, if configured.
+    /// The raw (file + environment) value of a section, if present.
     pub fn raw_section(&self, name: &str) -> Option<&toml::Value> {
         self.table.get(name)
     }
 
-    /// A capability's section as `T`; an absent section is `T::default()`.
-    pub fn section<T: DeserializeOwned + Default>(&self, name: &str) -> Result<T, KernelError> {
-        match self.table.get(name) {
-            None => Ok(T::default()),
-            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
-                KernelError::Config(format!(
-                    "{}: {}",
-                    self.describe_key(Some(name), ""),
-                    e.message()
-                ))
-            }),
+    /// Parses every registered section once; errors name `file:line` (or the
+    /// environment variable) and the section.
+    pub(crate) fn parse_sections(&self, registry: &Registry) -> Result<Sections, Vec<String>> {
+        let mut sections = Sections::default();
+        let mut errors = Vec::new();
+        for (name, decl) in &registry.config_sections {
+            match (decl.item.parse)(self.table.get(name.as_str())) {
+                Ok(v) => sections.insert(decl.item.type_id, v),
+                Err(e) => errors.push(self.locate_section_error(name, &decl.item, e)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(sections)
+        } else {
+            Err(errors)
         }
     }
 
@@ -208,12 +203,8 @@ impl Config {
                 }
                 continue;
             }
-            if let Some(validator) = registry.config_sections.get(key) {
-                if let Err(e) = (validator.item.value)(value) {
-                    report
-                        .errors
-                        .push(self.locate_section_error(key, &validator.item, e));
-                }
+            if registry.config_sections.contains_key(key) {
+                // Checked below, with every other registered section.
             } else if let Some(elsewhere) = profile.find_elsewhere("config", key) {
                 report.notes.push(format!(
                     "{}: [{key}] configures `{}`, which is part of {}; this binary is {} and does not use it",
@@ -235,38 +226,20 @@ impl Config {
                 ));
             }
         }
+        if let Err(errors) = self.parse_sections(registry) {
+            report.errors.extend(errors);
+        }
         report
     }
 
-    /// Places a section's validation error at its file line (and key) when the
-    /// file alone is at fault, else at the section.
-    fn locate_section_error(
-        &self,
-        section: &str,
-        v: &crate::registry::ConfigValidator,
-        message: String,
-    ) -> String {
-        if let (Some(header), Some(path)) = (self.find_line(Some(section), ""), &self.path) {
-            let body: Vec<&str> = self
-                .text
-                .lines()
-                .skip(header)
-                .take_while(|l| !l.trim_start().starts_with('['))
-                .collect();
-            let body = body.join("\n");
-            if let Err((msg, Some(span))) = (v.text)(&body) {
-                let line = line_of(&body, span.start);
-                let key = body
-                    .lines()
-                    .nth(line - 1)
-                    .and_then(|l| l.split('=').next())
-                    .unwrap_or("")
-                    .trim();
-                return format!(
-                    "{}:{}: [{section}] {key}: {msg}",
-                    path.display(),
-                    header + line
-                );
+    /// Places a section's validation error at its file line when the file
+    /// alone is at fault (found with the toml deserializer's own spans), else
+    /// at the environment variable that set a key in it.
+    fn locate_section_error(&self, section: &str, decl: &SectionDecl, message: String) -> String {
+        if let Some(path) = &self.path {
+            if let Some((msg, span)) = (decl.locate)(&self.text, section) {
+                let line = line_of(&self.text, span.start);
+                return format!("{}:{line}: [{section}]: {msg}", path.display());
             }
         }
         format!(
@@ -306,23 +279,25 @@ impl Config {
         self.find_line(section, key).is_some()
     }
 
+    /// The line of a section header or key in the file, from the parser's spans.
     fn find_line(&self, section: Option<&str>, key: &str) -> Option<usize> {
-        let mut current: Option<String> = None;
-        for (i, line) in self.text.lines().enumerate() {
-            let t = line.trim();
-            if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-                current = Some(h.trim().trim_matches('"').to_string());
-                if key.is_empty() && section == current.as_deref() {
-                    return Some(i + 1);
+        let doc = toml::de::DeTable::parse(&self.text).ok()?;
+        let doc = doc.get_ref();
+        let (k, _) = match section {
+            None => doc.get_key_value(key)?,
+            Some(s) => {
+                let (sk, sv) = doc.get_key_value(s)?;
+                if key.is_empty() {
+                    (sk, sv)
+                } else {
+                    match sv.get_ref() {
+                        toml::de::DeValue::Table(t) => t.get_key_value(key)?,
+                        _ => return None,
+                    }
                 }
-                continue;
             }
-            let k = t.split('=').next().unwrap_or("").trim();
-            if !key.is_empty() && k == key && current.as_deref() == section {
-                return Some(i + 1);
-            }
-        }
-        None
+        };
+        Some(line_of(&self.text, k.span().start))
     }
 }
 

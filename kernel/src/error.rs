@@ -19,6 +19,14 @@ pub enum KernelError {
         why: &'static str,
     },
 
+    #[error("extension point name `{point}` is claimed by two types, {existing} and {new} (provided by {crate_name}); give one of them another NAME")]
+    ExtensionPointClash {
+        point: &'static str,
+        existing: &'static str,
+        new: &'static str,
+        crate_name: String,
+    },
+
     #[error("{0}")]
     Config(String),
 

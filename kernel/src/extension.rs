@@ -1,56 +1,116 @@
-//! Extension points that capabilities fill: catalog backends (chosen by URL
-//! scheme) and connectors (chosen by source kind). The traits are deliberately
-//! small; the data path grows them.
+//! Typed extension points, in the spirit of Caddy's module namespaces: a crate
+//! declares a trait object type as an extension point, capabilities *provide*
+//! named implementations of it, and any capability *looks them up* by type and
+//! name. The kernel never knows what the types mean.
+//!
+//! ```ignore
+//! // In a library crate both sides depend on:
+//! pub trait CatalogBackend: Send + Sync { /* … */ }
+//! impl hakiri_kernel::ExtensionPoint for dyn CatalogBackend { const NAME: &'static str = "catalog"; }
+//! // In a capability's register function:
+//! r.provide::<dyn CatalogBackend>("sqlite", Arc::new(SqliteBackend))?;
+//! // Anywhere with a Context:
+//! let backend = ctx.require::<dyn CatalogBackend>("sqlite")?;
+//! ```
 
-use crate::registry::Context;
-use crate::BoxFuture;
-use serde::{Deserialize, Serialize};
+use crate::capability::Capability;
+use std::any::{Any, TypeId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// One dataset as the catalog records it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DatasetEntry {
-    pub name: String,
-    pub version: u64,
-    /// Where the dataset's files live (a directory or object prefix).
-    pub location: String,
-    pub source: String,
-    pub rows: u64,
-    pub bytes: u64,
-    /// JSON description of the columns.
-    pub schema: serde_json::Value,
-    /// RFC 3339 timestamp of the last publish.
-    pub updated: String,
+/// A type that capabilities provide named implementations of; usually
+/// `dyn SomeTrait`. `NAME` is what `capabilities --json` reports under
+/// `provides`, what manifests declare, and what errors call it.
+pub trait ExtensionPoint: Send + Sync + 'static {
+    const NAME: &'static str;
 }
 
-/// A catalog backend, registered under a URL scheme (`sqlite`, `postgres`, `dynamodb`).
-pub trait CatalogBackend: Send + Sync {
-    /// Opens the catalog at `url` (whose scheme selected this backend).
-    fn open<'a>(
-        &'a self,
-        url: &'a str,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>>;
+/// One provided implementation: an `Arc<T>` behind `Any`, and who provided it.
+pub(crate) struct Provided {
+    pub owner: &'static Capability,
+    item: Box<dyn Any + Send + Sync>,
 }
 
-/// An open catalog. `publish` must switch a dataset to its new version atomically.
-pub trait Catalog: Send + Sync {
-    fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>>;
-    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>>;
-    fn publish(&self, entry: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>>;
-    fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+/// Every provided implementation, by extension point and then by name.
+#[derive(Default)]
+pub(crate) struct Provisions {
+    /// Extension point name → the type registered under it (one type per name).
+    points: BTreeMap<&'static str, (TypeId, &'static str)>,
+    items: BTreeMap<&'static str, BTreeMap<String, Provided>>,
 }
 
-/// Bytes from a source, read sequentially.
-pub type SourceReader = Box<dyn std::io::Read + Send>;
+/// Why a provision was refused.
+pub(crate) enum Refused {
+    /// Another type already uses this extension point name.
+    PointName { existing: &'static str },
+    Duplicate { first: &'static Capability },
+}
 
-/// A connector, registered under a source kind (`file`, `http`).
-pub trait Connector: Send + Sync {
-    /// Whether this connector reads `source` (a path, URL, `-`, …).
-    fn accepts(&self, source: &str) -> bool;
-    /// Opens `source` for reading.
-    fn open<'a>(
-        &'a self,
-        source: &'a str,
-        ctx: &'a Context,
-    ) -> BoxFuture<'a, anyhow::Result<SourceReader>>;
+impl Provisions {
+    pub fn insert<T: ExtensionPoint + ?Sized>(
+        &mut self,
+        name: &str,
+        owner: &'static Capability,
+        item: Arc<T>,
+    ) -> Result<(), Refused> {
+        let id = TypeId::of::<T>();
+        let (existing_id, existing_type) = *self
+            .points
+            .entry(T::NAME)
+            .or_insert((id, std::any::type_name::<T>()));
+        if existing_id != id {
+            return Err(Refused::PointName {
+                existing: existing_type,
+            });
+        }
+        let named = self.items.entry(T::NAME).or_default();
+        if let Some(first) = named.get(name) {
+            return Err(Refused::Duplicate { first: first.owner });
+        }
+        named.insert(
+            name.to_string(),
+            Provided {
+                owner,
+                item: Box::new(item),
+            },
+        );
+        Ok(())
+    }
+
+    fn named<T: ExtensionPoint + ?Sized>(&self) -> Option<&BTreeMap<String, Provided>> {
+        match self.points.get(T::NAME) {
+            Some((id, _)) if *id == TypeId::of::<T>() => self.items.get(T::NAME),
+            _ => None,
+        }
+    }
+
+    pub fn get<T: ExtensionPoint + ?Sized>(&self, name: &str) -> Option<Arc<T>> {
+        self.named::<T>()?
+            .get(name)?
+            .item
+            .downcast_ref::<Arc<T>>()
+            .cloned()
+    }
+
+    /// Every implementation of `T`, in name order.
+    pub fn all<T: ExtensionPoint + ?Sized>(&self) -> Vec<(&str, Arc<T>)> {
+        self.named::<T>()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, p)| Some((name.as_str(), p.item.downcast_ref::<Arc<T>>()?.clone())))
+            .collect()
+    }
+
+    /// The names provided for `T`.
+    pub fn names<T: ExtensionPoint + ?Sized>(&self) -> Vec<&str> {
+        self.named::<T>()
+            .into_iter()
+            .flatten()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    pub fn owner<T: ExtensionPoint + ?Sized>(&self, name: &str) -> Option<&'static Capability> {
+        self.named::<T>()?.get(name).map(|p| p.owner)
+    }
 }

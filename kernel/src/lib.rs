@@ -13,27 +13,35 @@
 //! One registration mechanism: `inventory`. A `linkme` distributed slice would
 //! do the same job for the one purpose we have (collecting [`Capability`]
 //! descriptors), so it would be a second mechanism without a second purpose;
-//! everything finer-grained (tools, commands, services, backends) is
-//! contributed at start-up through the [`Registrar`], where duplicates can be
-//! reported with both crates' names.
+//! everything finer-grained (tools, commands, services, implementations of
+//! extension points, config sections, state) is contributed at start-up
+//! through the [`Registrar`], where duplicates can be reported with both
+//! crates' names.
 
+pub mod caller;
 pub mod capability;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod extension;
 pub mod profile;
 pub mod registry;
+pub mod report;
+pub mod section;
 pub mod service;
 pub mod tool;
 
+pub use caller::{Authorizer, CallRequest, Caller, Credential};
 pub use capability::{Capability, CheckOutcome, Library};
 pub use config::Config;
+pub use context::Context;
 pub use error::KernelError;
-pub use extension::{Catalog, CatalogBackend, Connector, DatasetEntry, SourceReader};
+pub use extension::ExtensionPoint;
 pub use profile::{Elsewhere, Profile};
-pub use registry::{Context, Registrar, Registry};
+pub use registry::{Registrar, Registry};
+pub use section::Section;
 pub use service::{RunningService, Shutdown};
 pub use tool::{Tool, ToolError};
 

@@ -1,16 +1,17 @@
 //! The registry: everything the linked capabilities contributed, checked for
-//! duplicates, plus the [`Context`] handed to every handler.
+//! duplicates. One registry per kernel instance: two kernels in one process
+//! share nothing, state included.
 
 use crate::capability::{self, Capability, CheckOutcome};
-use crate::config::Config;
-use crate::extension::{CatalogBackend, Connector};
-use crate::profile::Profile;
+use crate::context::Context;
+use crate::extension::{ExtensionPoint, Provisions, Refused};
+use crate::report::Contributions;
+use crate::section::{Section, SectionDecl};
 use crate::service::{RunningService, Shutdown};
-use crate::tool::{Tool, ToolError};
+use crate::tool::Tool;
 use crate::{BoxFuture, KernelError};
-use serde::Serialize;
-use serde_json::Value;
-use std::collections::BTreeMap;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,16 +23,6 @@ pub type ServiceStart = Arc<
     dyn Fn(Context, Shutdown) -> BoxFuture<'static, anyhow::Result<RunningService>> + Send + Sync,
 >;
 pub type CheckFn = Arc<dyn Fn(Context) -> BoxFuture<'static, CheckOutcome> + Send + Sync>;
-/// Validates a config section; the error carries the byte span (within the
-/// section's text) of what was wrong when the section came from a file.
-#[derive(Clone, Copy)]
-pub struct ConfigValidator {
-    pub value: fn(&toml::Value) -> Result<(), String>,
-    pub text: fn(&str) -> Result<(), SpannedError>,
-}
-
-/// An error message and the byte span it refers to, if known.
-pub type SpannedError = (String, Option<std::ops::Range<usize>>);
 pub type LaunchRun =
     Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
 
@@ -48,17 +39,6 @@ pub struct Launcher {
     pub run: LaunchRun,
 }
 
-/// What each capability contributed, by kind; reported by `capabilities --json`.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
-pub struct Contributions {
-    pub commands: Vec<String>,
-    pub tools: Vec<String>,
-    pub services: Vec<String>,
-    pub catalog_schemes: Vec<String>,
-    pub connector_kinds: Vec<String>,
-    pub config_section: Option<String>,
-}
-
 #[derive(Default)]
 pub struct Registry {
     pub capabilities: Vec<&'static Capability>,
@@ -66,23 +46,13 @@ pub struct Registry {
     pub commands: BTreeMap<String, Owned<(clap::Command, CommandHandler)>>,
     pub tools: BTreeMap<String, Owned<Tool>>,
     pub services: BTreeMap<String, Owned<ServiceStart>>,
-    pub catalogs: BTreeMap<String, Owned<Arc<dyn CatalogBackend>>>,
-    pub connectors: BTreeMap<String, Owned<Arc<dyn Connector>>>,
+    pub(crate) provisions: Provisions,
     pub checks: BTreeMap<&'static str, CheckFn>,
-    pub config_sections: BTreeMap<String, Owned<ConfigValidator>>,
+    /// Section name → how to parse it; the owner is the first registrant.
+    pub config_sections: BTreeMap<String, Owned<SectionDecl>>,
     pub launchers: Vec<Owned<Launcher>>,
+    state: HashMap<TypeId, Owned<Arc<dyn Any + Send + Sync>>>,
 }
-
-/// Commands the kernel itself owns; a capability may not take these names.
-pub const KERNEL_COMMANDS: &[&str] = &[
-    "capabilities",
-    "version",
-    "tools",
-    "call",
-    "config",
-    "serve",
-    "help",
-];
 
 impl Registry {
     /// Collects every capability linked into this program.
@@ -110,6 +80,32 @@ impl Registry {
 
     pub fn capability(&self, name: &str) -> Option<&'static Capability> {
         self.capabilities.iter().copied().find(|c| c.name == name)
+    }
+
+    /// The implementation of extension point `T` provided under `name`.
+    pub fn get<T: ExtensionPoint + ?Sized>(&self, name: &str) -> Option<Arc<T>> {
+        self.provisions.get(name)
+    }
+
+    /// Every implementation of `T`, in name order.
+    pub fn all<T: ExtensionPoint + ?Sized>(&self) -> Vec<(&str, Arc<T>)> {
+        self.provisions.all()
+    }
+
+    /// The names provided for `T`, in order.
+    pub fn names<T: ExtensionPoint + ?Sized>(&self) -> Vec<&str> {
+        self.provisions.names::<T>()
+    }
+
+    /// The capability that provided `name` for `T`.
+    pub fn provider<T: ExtensionPoint + ?Sized>(&self, name: &str) -> Option<&'static Capability> {
+        self.provisions.owner::<T>(name)
+    }
+
+    /// State a capability keeps in this registry ([`Registrar::state`]).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let item = self.state.get(&TypeId::of::<T>())?.item.clone();
+        item.downcast().ok()
     }
 }
 
@@ -178,7 +174,7 @@ impl Registrar<'_> {
         Fut: Future<Output = anyhow::Result<ExitCode>> + Send + 'static,
     {
         let name = command.get_name().to_string();
-        if KERNEL_COMMANDS.contains(&name.as_str()) {
+        if crate::cli::is_kernel_command(&name) {
             return Err(KernelError::InvalidName {
                 crate_name: self.owner.crate_name.to_string(),
                 what: "command",
@@ -219,82 +215,101 @@ impl Registrar<'_> {
         Ok(())
     }
 
-    /// A catalog backend for URLs with this scheme.
-    pub fn catalog(
+    /// Provides `item` as the implementation of extension point `T` named
+    /// `name`: `r.provide::<dyn CatalogBackend>("sqlite", Arc::new(Sqlite))`.
+    pub fn provide<T: ExtensionPoint + ?Sized>(
         &mut self,
-        scheme: &str,
-        backend: impl CatalogBackend + 'static,
+        name: &str,
+        item: Arc<T>,
     ) -> Result<(), KernelError> {
-        insert_unique(
-            &mut self.reg.catalogs,
-            "catalog scheme",
-            scheme,
-            self.owner,
-            Arc::new(backend),
-        )?;
+        validate_name(self.owner, T::NAME, name)?;
+        match self.reg.provisions.insert(name, self.owner, item) {
+            Ok(()) => {}
+            Err(Refused::Duplicate { first }) => {
+                return Err(duplicate(T::NAME, name, first, self.owner))
+            }
+            Err(Refused::PointName { existing }) => {
+                return Err(KernelError::ExtensionPointClash {
+                    point: T::NAME,
+                    existing,
+                    new: std::any::type_name::<T>(),
+                    crate_name: self.owner.crate_name.to_string(),
+                })
+            }
+        }
         self.contributions()
-            .catalog_schemes
-            .push(scheme.to_string());
+            .provides
+            .entry(T::NAME.to_string())
+            .or_default()
+            .push(name.to_string());
         Ok(())
     }
 
-    /// A connector for a source kind.
-    pub fn connector(
-        &mut self,
-        kind: &str,
-        connector: impl Connector + 'static,
-    ) -> Result<(), KernelError> {
-        insert_unique(
-            &mut self.reg.connectors,
-            "connector kind",
-            kind,
-            self.owner,
-            Arc::new(connector),
-        )?;
-        self.contributions().connector_kinds.push(kind.to_string());
+    /// Registers the config section `[T::NAME]` this capability reads; it is
+    /// parsed once at start-up and read with `ctx.section::<T>()`. Several
+    /// capabilities may register the same type.
+    pub fn config<T: Section>(&mut self) -> Result<(), KernelError> {
+        let decl = SectionDecl::of::<T>();
+        validate_name(self.owner, "config section", T::NAME)?;
+        match self.reg.config_sections.get(T::NAME) {
+            Some(first) if first.item.type_id != decl.type_id => {
+                return Err(duplicate("config section", T::NAME, first.owner, self.owner))
+            }
+            Some(_) => {}
+            None => {
+                self.reg.config_sections.insert(
+                    T::NAME.to_string(),
+                    Owned {
+                        owner: self.owner,
+                        item: decl,
+                    },
+                );
+            }
+        }
+        self.contributions().config.push(T::NAME.to_string());
         Ok(())
     }
 
-    /// The capability's config section, `[<capability name>]`, validated by
-    /// deserializing into `T` (use `#[serde(deny_unknown_fields)]`).
-    pub fn config<T: serde::de::DeserializeOwned>(&mut self) -> Result<(), KernelError> {
-        fn value<T: serde::de::DeserializeOwned>(v: &toml::Value) -> Result<(), String> {
-            v.clone()
-                .try_into::<T>()
-                .map(|_| ())
-                .map_err(|e| e.message().to_string())
+    /// Keeps `value` in this registry, readable as `ctx.state::<T>()`: state
+    /// lives with one kernel instance, never in a process-wide static.
+    pub fn state<T: Send + Sync + 'static>(&mut self, value: T) -> Result<(), KernelError> {
+        let id = TypeId::of::<T>();
+        if let Some(first) = self.reg.state.get(&id) {
+            return Err(duplicate(
+                "state",
+                std::any::type_name::<T>(),
+                first.owner,
+                self.owner,
+            ));
         }
-        fn text<T: serde::de::DeserializeOwned>(t: &str) -> Result<(), SpannedError> {
-            toml::from_str::<T>(t)
-                .map(|_| ())
-                .map_err(|e| (e.message().to_string(), e.span()))
-        }
-        let validator = ConfigValidator {
-            value: value::<T>,
-            text: text::<T>,
-        };
-        let name = self.owner.name.to_string();
-        insert_unique(
-            &mut self.reg.config_sections,
-            "config section",
-            &name,
-            self.owner,
-            validator,
-        )?;
-        self.contributions().config_section = Some(name);
+        self.reg.state.insert(
+            id,
+            Owned {
+                owner: self.owner,
+                item: Arc::new(value),
+            },
+        );
         Ok(())
     }
 
     /// The self-check run by `hakiri capabilities --check`: real work with the
     /// wrapped library, or `Skipped` when it needs something not configured.
+    /// The future may yield a [`CheckOutcome`] or an
+    /// `anyhow::Result<CheckOutcome>` (an error is the failure).
     pub fn check<F, Fut>(&mut self, check: F)
     where
         F: Fn(Context) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CheckOutcome> + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Into<CheckOutcome>,
     {
-        self.reg
-            .checks
-            .insert(self.owner.name, Arc::new(move |ctx| Box::pin(check(ctx))));
+        let check = Arc::new(check);
+        self.reg.checks.insert(
+            self.owner.name,
+            Arc::new(move |ctx| {
+                let fut = check(ctx);
+                Box::pin(async move { fut.await.into() })
+            }),
+        );
     }
 
     /// An implicit entry point for a bare invocation in an environment where
@@ -312,86 +327,3 @@ impl Registrar<'_> {
     }
 }
 
-/// Shared by every handler: configuration, the registry (to call other tools)
-/// and the running profile.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub registry: Arc<Registry>,
-    pub profile: &'static Profile,
-}
-
-impl Context {
-    pub fn new(registry: Arc<Registry>, config: Arc<Config>, profile: &'static Profile) -> Context {
-        Context {
-            config,
-            registry,
-            profile,
-        }
-    }
-
-    /// Calls a tool by name, the same way for the CLI, MCP and Lambda.
-    pub async fn call(&self, tool: &str, input: Value) -> Result<Value, ToolError> {
-        let Some(entry) = self.registry.tools.get(tool) else {
-            if let Some(err) = self.profile.lacks("tool", tool) {
-                return Err(err.into());
-            }
-            let known: Vec<&str> = self.registry.tools.keys().map(String::as_str).collect();
-            return Err(KernelError::Unknown {
-                what: "tool",
-                name: tool.to_string(),
-                hint: format!("; tools in this binary: {}", known.join(", ")),
-            }
-            .into());
-        };
-        (entry.item.handler)(input, self.clone()).await
-    }
-
-    /// Opens the configured catalog through the backend registered for its URL scheme.
-    pub async fn catalog(&self) -> anyhow::Result<Box<dyn crate::Catalog>> {
-        let url = self.config.catalog_url();
-        let scheme = url.split(':').next().unwrap_or_default();
-        let Some(backend) = self.registry.catalogs.get(scheme) else {
-            if let Some(err) = self.profile.lacks("catalog", scheme) {
-                anyhow::bail!("catalog `{url}`: {err}");
-            }
-            let known: Vec<&str> = self.registry.catalogs.keys().map(String::as_str).collect();
-            anyhow::bail!(
-                "catalog `{url}`: no backend for scheme `{scheme}`; this binary has: {}",
-                known.join(", ")
-            );
-        };
-        backend.item.open(url, self).await
-    }
-
-    /// Opens `source` with the first registered connector that accepts it;
-    /// returns the connector's kind and the reader.
-    pub async fn open_source(&self, source: &str) -> anyhow::Result<(String, crate::SourceReader)> {
-        let Some((kind, connector)) = self
-            .registry
-            .connectors
-            .iter()
-            .find(|(_, c)| c.item.accepts(source))
-        else {
-            let kinds: Vec<&str> = self
-                .registry
-                .connectors
-                .keys()
-                .map(String::as_str)
-                .collect();
-            anyhow::bail!(
-                "no connector reads `{source}`; connectors in this binary: {}",
-                kinds.join(", ")
-            );
-        };
-        Ok((kind.clone(), connector.item.open(source, self).await?))
-    }
-
-    /// Runs one capability's self-check; capabilities without one report so.
-    pub async fn check(&self, capability: &str) -> CheckOutcome {
-        match self.registry.checks.get(capability) {
-            Some(check) => check(self.clone()).await,
-            None => CheckOutcome::Failed("capability registered no self-check".into()),
-        }
-    }
-}

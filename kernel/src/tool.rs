@@ -1,7 +1,7 @@
 //! Tools: named, schema-described JSON functions. The CLI (`hakiri call`), MCP
 //! and Lambda all call them through [`crate::Registry::call`].
 
-use crate::registry::Context;
+use crate::context::Context;
 use crate::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -65,6 +65,14 @@ pub enum ToolError {
     InvalidInput { tool: String, message: String },
     #[error("{0}")]
     Failed(String),
+    #[error("permission denied: {caller} may not call `{tool}`: {reason}")]
+    Denied {
+        tool: String,
+        caller: String,
+        reason: String,
+        /// Which authorizer refused (for logs; not part of the message).
+        authorizer: String,
+    },
     #[error(transparent)]
     Kernel(#[from] crate::KernelError),
 }
@@ -72,5 +80,12 @@ pub enum ToolError {
 impl ToolError {
     pub fn failed(e: impl std::fmt::Display) -> Self {
         ToolError::Failed(e.to_string())
+    }
+}
+
+/// `?` on an `anyhow::Result` inside a tool: the whole error chain, one line.
+impl From<anyhow::Error> for ToolError {
+    fn from(e: anyhow::Error) -> Self {
+        ToolError::Failed(format!("{e:#}"))
     }
 }

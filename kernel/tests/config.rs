@@ -1,6 +1,6 @@
 //! Configuration: file, environment overrides, and clear errors.
 
-use hakiri_kernel::{Capability, Config, KernelError, Profile, Registrar, Registry};
+use hakiri_kernel::{Capability, Config, Context, KernelError, Profile, Registrar, Registry, Section};
 use std::path::Path;
 
 #[derive(serde::Deserialize, Default)]
@@ -8,6 +8,10 @@ use std::path::Path;
 #[allow(dead_code)]
 struct EngineConfig {
     threads: Option<u32>,
+}
+
+impl Section for EngineConfig {
+    const NAME: &'static str = "engine";
 }
 
 fn engine(r: &mut Registrar) -> Result<(), KernelError> {
@@ -30,7 +34,7 @@ static CORE: Profile = Profile {
         capability: "search",
         profiles: &["hakiri-full"],
     }],
-    ..Profile::embedded("hakiri-core")
+    ..hakiri_kernel::embedded_profile!("hakiri-core")
 };
 
 #[test]
@@ -51,14 +55,19 @@ fn check_reports_bad_values_foreign_and_unknown_sections() {
     let reg = Registry::from_capabilities(vec![&ENGINE]).unwrap();
     let report = cfg.check(&reg, &CORE);
     assert_eq!(report.errors.len(), 2, "{:?}", report.errors);
+    let has = |prefix: &str, part: &str| {
+        report
+            .errors
+            .iter()
+            .any(|e| e.starts_with(prefix) && e.contains(part))
+    };
     assert!(
-        report.errors[0].starts_with("h.toml:4: [engine] threads: invalid type"),
+        has("h.toml:4: [engine]: ", "invalid type"),
         "{:?}",
         report.errors
     );
     assert!(
-        report.errors[1].contains("unknown section [nosuch]")
-            && report.errors[1].starts_with("h.toml:9"),
+        has("h.toml:9", "unknown section [nosuch]"),
         "{:?}",
         report.errors
     );
@@ -120,5 +129,81 @@ fn bad_env_value_is_attributed_to_the_variable() {
         report.errors[0].contains("HAKIRI_ENGINE__THREADS"),
         "{:?}",
         report.errors
+    );
+}
+
+static CAP_ENGINE_TOO: Capability = Capability {
+    name: "engine-too",
+    crate_name: "hakiri-cap-engine-too",
+    version: "0.0.0",
+    summary: "reads the same section",
+    libraries: &[],
+    register: engine,
+};
+
+/// A different type claiming `[engine]`.
+#[derive(serde::Deserialize, Default)]
+struct OtherEngine {}
+
+impl Section for OtherEngine {
+    const NAME: &'static str = "engine";
+}
+
+static CAP_OTHER_ENGINE: Capability = Capability {
+    name: "other-engine",
+    crate_name: "hakiri-cap-other-engine",
+    version: "0.0.0",
+    summary: "claims [engine] with another type",
+    libraries: &[],
+    register: |r| r.config::<OtherEngine>(),
+};
+
+fn bind(text: &str, caps: Vec<&'static Capability>) -> Result<Context, KernelError> {
+    let cfg = Config::parse(text, Some(Path::new("h.toml")))?;
+    Context::new(
+        std::sync::Arc::new(Registry::from_capabilities(caps)?),
+        std::sync::Arc::new(cfg),
+        &CORE,
+    )
+}
+
+#[test]
+fn sections_are_parsed_once_and_handed_out_typed() {
+    let ctx = bind("[engine]\nthreads = 3\n", vec![&ENGINE]).unwrap();
+    assert_eq!(ctx.section::<EngineConfig>().threads, Some(3));
+    let absent = bind("", vec![&ENGINE]).unwrap();
+    assert_eq!(absent.section::<EngineConfig>().threads, None);
+}
+
+#[test]
+fn section_errors_point_at_dotted_keys_and_inline_tables() {
+    for (text, line) in [
+        ("# c\n\nengine.threads = \"x\"\n", 3),
+        ("data_dir = \"/d\"\nengine = { threads = \"x\" }\n", 2),
+        ("[engine]\n\n\nthreads = -1\n", 4),
+        ("[engine]\nthreads = 1\nthreadz = 2\n", 3),
+    ] {
+        let err = bind(text, vec![&ENGINE]).err().expect("refused").to_string();
+        assert!(
+            err.starts_with(&format!("h.toml:{line}: [engine]: ")),
+            "{text:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn one_section_type_may_be_shared_but_not_one_name_by_two_types() {
+    let reg = Registry::from_capabilities(vec![&ENGINE, &CAP_ENGINE_TOO]).unwrap();
+    assert_eq!(reg.contributions["engine"].config, ["engine"]);
+    assert_eq!(reg.contributions["engine-too"].config, ["engine"]);
+    let err = Registry::from_capabilities(vec![&ENGINE, &CAP_OTHER_ENGINE])
+        .err()
+        .expect("two types for [engine]")
+        .to_string();
+    assert!(
+        err.contains("config section `engine`")
+            && err.contains("hakiri-cap-engine")
+            && err.contains("hakiri-cap-other-engine"),
+        "{err}"
     );
 }

@@ -51,7 +51,7 @@ static FULL_ONLY: Profile = Profile {
         capability: "search",
         profiles: &["hakiri-full"],
     }],
-    ..Profile::embedded("hakiri-core")
+    ..hakiri_kernel::embedded_profile!("hakiri-core")
 };
 
 #[test]
@@ -97,6 +97,7 @@ fn ctx(caps: Vec<&'static Capability>) -> Context {
         Arc::new(Config::default()),
         &FULL_ONLY,
     )
+    .unwrap()
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 mod sigv4;
 
 use anyhow::{bail, Context as _};
-use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Section, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,6 +25,10 @@ pub struct DynamoConfig {
     pub secret_access_key: Option<String>,
 }
 
+impl Section for DynamoConfig {
+    const NAME: &'static str = "catalog-dynamo";
+}
+
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<DynamoConfig>()?;
     r.tool(Tool::typed(
@@ -33,10 +37,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         |_input: NoInput, ctx| async move {
             let client = Client::from_config(&ctx)?
                 .ok_or_else(|| ToolError::Failed(NOT_CONFIGURED.into()))?;
-            client
-                .call("ListTables", json!({}))
-                .await
-                .map_err(|e| ToolError::Failed(format!("{e:#}")))
+            Ok(client.call("ListTables", json!({})).await?)
         },
     ))?;
     r.check(|ctx| async move {
@@ -53,7 +54,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     c.endpoint,
                     v["TableNames"].as_array().map_or(0, Vec::len)
                 )),
-                Err(e) => CheckOutcome::Failed(format!("{e:#}")),
+                Err(e) => e.into(),
             },
             Err(e) => CheckOutcome::Failed(e.to_string()),
         }
@@ -79,7 +80,7 @@ pub struct Client {
 impl Client {
     /// `None` when no region is configured.
     pub fn from_config(ctx: &Context) -> Result<Option<Client>, KernelError> {
-        let cfg: DynamoConfig = ctx.config.section("catalog-dynamo")?;
+        let cfg = DynamoConfig::clone(&ctx.section::<DynamoConfig>());
         let Some(region) = cfg.region else {
             return Ok(None);
         };

@@ -1,12 +1,12 @@
 //! `catalog-postgres`: the dataset catalog in PostgreSQL (`postgres://` URLs).
 
 use anyhow::Context as _;
-use hakiri_kernel::{
-    BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar,
-};
+use hakiri_data_api::{Catalog, CatalogBackend, DatasetEntry};
+use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Section};
 use serde::Deserialize;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use std::sync::Arc;
 use std::time::Duration;
 
 hakiri_kernel::capability!(register);
@@ -19,16 +19,15 @@ pub struct PostgresConfig {
     pub url: Option<String>,
 }
 
+impl Section for PostgresConfig {
+    const NAME: &'static str = "catalog-postgres";
+}
+
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<PostgresConfig>()?;
-    r.catalog("postgres", PgBackend)?;
-    r.catalog("postgresql", PgBackend)?;
-    r.check(|ctx| async move {
-        match self_check(&ctx).await {
-            Ok(o) => o,
-            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
-        }
-    });
+    r.provide::<dyn CatalogBackend>("postgres", Arc::new(PgBackend))?;
+    r.provide::<dyn CatalogBackend>("postgresql", Arc::new(PgBackend))?;
+    r.check(|ctx| async move { self_check(&ctx).await });
     Ok(())
 }
 
@@ -109,15 +108,16 @@ fn redact(url: &str) -> String {
 }
 
 fn to_entry(r: PgRow) -> anyhow::Result<DatasetEntry> {
-    let schema: String = r.try_get("schema")?;
+    let name: String = r.try_get("name")?;
+    let schema = DatasetEntry::parse_schema(&name, &r.try_get::<String, _>("schema")?)?;
     Ok(DatasetEntry {
-        name: r.try_get("name")?,
+        name,
         version: r.try_get::<i64, _>("version")? as u64,
         location: r.try_get("location")?,
         source: r.try_get("source")?,
         rows: r.try_get::<i64, _>("rows")? as u64,
         bytes: r.try_get::<i64, _>("bytes")? as u64,
-        schema: serde_json::from_str(&schema).unwrap_or(serde_json::Value::Null),
+        schema,
         updated: r.try_get("updated")?,
     })
 }
@@ -181,8 +181,8 @@ impl Catalog for PgCatalog {
 }
 
 async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
-    let cfg: PostgresConfig = ctx.config.section("catalog-postgres")?;
-    let Some(url) = cfg.url else {
+    let cfg = ctx.section::<PostgresConfig>();
+    let Some(url) = cfg.url.clone() else {
         return Ok(CheckOutcome::Skipped(
             "not configured: set [catalog-postgres] url".into(),
         ));

@@ -4,23 +4,17 @@
 //! and `sqlite://relative.db` name a file; `sqlite::memory:` is in memory.
 
 use anyhow::Context as _;
-use hakiri_kernel::{
-    BoxFuture, Catalog, CatalogBackend, CheckOutcome, Context, DatasetEntry, KernelError, Registrar,
-};
+use hakiri_data_api::{Catalog, CatalogBackend, DatasetEntry};
+use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 hakiri_kernel::capability!(register);
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
-    r.catalog("sqlite", SqliteBackend)?;
-    r.check(|_ctx| async {
-        match self_check() {
-            Ok(s) => CheckOutcome::Ok(s),
-            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
-        }
-    });
+    r.provide::<dyn CatalogBackend>("sqlite", Arc::new(SqliteBackend))?;
+    r.check(|_ctx| async { self_check().map(CheckOutcome::Ok) });
     Ok(())
 }
 
@@ -105,15 +99,18 @@ impl SqliteCatalog {
 }
 
 fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetEntry> {
-    let schema: String = r.get(6)?;
+    let name: String = r.get(0)?;
+    let schema = DatasetEntry::parse_schema(&name, &r.get::<_, String>(6)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, e.into())
+    })?;
     Ok(DatasetEntry {
-        name: r.get(0)?,
+        name,
         version: r.get::<_, i64>(1)? as u64,
         location: r.get(2)?,
         source: r.get(3)?,
         rows: r.get::<_, i64>(4)? as u64,
         bytes: r.get::<_, i64>(5)? as u64,
-        schema: serde_json::from_str(&schema).unwrap_or(serde_json::Value::Null),
+        schema,
         updated: r.get(7)?,
     })
 }

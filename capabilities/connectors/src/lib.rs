@@ -2,24 +2,23 @@
 //! registered by source kind, and a Polars-based preview of what they hold.
 
 use anyhow::{bail, Context as _};
-use hakiri_kernel::{
-    BoxFuture, CheckOutcome, Connector, Context, KernelError, Registrar, SourceReader, Tool,
-    ToolError,
-};
+use hakiri_data_api::{Connector, SourceReader};
+use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Tool};
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
+use std::sync::Arc;
 
 hakiri_kernel::capability!(register);
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
-    r.connector("file", FileConnector)?;
-    r.connector("http", HttpConnector)?;
+    r.provide::<dyn Connector>("file", Arc::new(FileConnector))?;
+    r.provide::<dyn Connector>("http", Arc::new(HttpConnector))?;
     r.tool(Tool::typed(
         "connectors.preview",
         "Read the first rows of a CSV source (path, http(s) URL or -) and return its inferred columns and rows",
-        |input: PreviewInput, ctx| async move { preview(&ctx, input).await.map_err(|e| ToolError::Failed(format!("{e:#}"))) },
+        |input: PreviewInput, ctx| async move { Ok(preview(&ctx, input).await?) },
     ))?;
     r.check(|_ctx| async {
         match parse_csv(b"region,amount\neu,10\nus,20\n".to_vec(), 10) {
@@ -29,7 +28,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 p.rows.len()
             )),
             Ok(p) => CheckOutcome::Failed(format!("unexpected CSV parse: {:?}", p.columns)),
-            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
+            Err(e) => e.into(),
         }
     });
     Ok(())
@@ -165,7 +164,7 @@ const PREVIEW_BYTES: u64 = 1 << 20;
 
 async fn preview(ctx: &Context, input: PreviewInput) -> anyhow::Result<Preview> {
     let rows = input.rows.unwrap_or(10).clamp(1, 1000);
-    let (kind, reader) = ctx.open_source(&input.source).await?;
+    let (kind, reader) = hakiri_data_api::open_source(ctx, &input.source).await?;
     let mut p = tokio::task::spawn_blocking(move || {
         let mut bytes = Vec::new();
         reader.take(PREVIEW_BYTES).read_to_end(&mut bytes)?;

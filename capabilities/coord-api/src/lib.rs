@@ -6,11 +6,14 @@
 
 use anyhow::Context as _;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, RunningService, Shutdown};
+use hakiri_kernel::{
+    Caller, CheckOutcome, Context, Credential, KernelError, Registrar, RunningService, Section,
+    Shutdown,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -35,6 +38,10 @@ pub struct CoordApiConfig {
     pub listen: String,
 }
 
+impl Section for CoordApiConfig {
+    const NAME: &'static str = "coord-api";
+}
+
 impl Default for CoordApiConfig {
     fn default() -> Self {
         CoordApiConfig {
@@ -55,7 +62,22 @@ async fn health(State(ctx): State<Context>) -> Json<Value> {
     Json(json!({ "status": "ok", "profile": ctx.profile.name }))
 }
 
-async fn cluster(State(ctx): State<Context>) -> Response {
+/// The caller behind an API request: a remote agent, with its bearer token
+/// if it sent one (an authorizer decides what that grants).
+fn caller(headers: &HeaderMap) -> Caller {
+    let credential = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Credential::from_bearer);
+    Caller::Agent {
+        transport: "coord-api",
+        session: None,
+        credential,
+    }
+}
+
+async fn cluster(State(ctx): State<Context>, headers: HeaderMap) -> Response {
+    let ctx = ctx.with_caller(caller(&headers));
     match ctx.call("raft.status", json!({})).await {
         Ok(status) => Json(status).into_response(),
         Err(e) => (
@@ -74,7 +96,7 @@ async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
 
 /// The `coord-api` service: binds `[coord-api] listen` and serves until shutdown.
 async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningService> {
-    let config: CoordApiConfig = ctx.config.section("coord-api")?;
+    let config = ctx.section::<CoordApiConfig>();
     let listener = bind(&config.listen).await?;
     let addr = listener
         .local_addr()
@@ -163,18 +185,12 @@ async fn check_health(ctx: Context) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hakiri_kernel::{Config, Profile, Registry};
-    use std::sync::Arc;
+    use hakiri_kernel::{Config, Profile};
 
-    static PROFILE: Profile = Profile::embedded("coord-test");
+    static PROFILE: Profile = hakiri_kernel::embedded_profile!("coord-test");
 
     fn ctx(config: &str) -> Context {
-        let registry = Registry::from_inventory().expect("registry");
-        Context::new(
-            Arc::new(registry),
-            Arc::new(Config::parse(config, None).unwrap()),
-            &PROFILE,
-        )
+        Context::from_inventory(Config::parse(config, None).unwrap(), &PROFILE).expect("context")
     }
 
     #[tokio::test]
@@ -254,12 +270,9 @@ mod tests {
 
     #[test]
     fn config_defaults_and_rejects_unknown_keys() {
-        let c = Config::parse("", None).unwrap();
-        assert_eq!(
-            c.section::<CoordApiConfig>("coord-api").unwrap().listen,
-            "127.0.0.1:7979"
-        );
+        assert_eq!(ctx("").section::<CoordApiConfig>().listen, "127.0.0.1:7979");
         let c = Config::parse("[coord-api]\nport = 1\n", None).unwrap();
-        assert!(c.section::<CoordApiConfig>("coord-api").is_err());
+        let err = Context::from_inventory(c, &PROFILE).err().expect("unknown key refused");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
     }
 }

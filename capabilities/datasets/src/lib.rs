@@ -9,7 +9,8 @@ pub mod store;
 
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, Command};
-use hakiri_kernel::{CheckOutcome, Context, DatasetEntry, KernelError, Registrar, Tool, ToolError};
+use hakiri_data_api::{open_catalog, CatalogConfig, DatasetEntry};
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool};
 use ingest::{Format, IngestInput, Mode, OnError};
 use polars::prelude::*;
 use schemars::JsonSchema;
@@ -18,10 +19,6 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 hakiri_kernel::capability!(register);
-
-fn tool_err(e: anyhow::Error) -> ToolError {
-    ToolError::Failed(format!("{e:#}"))
-}
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,29 +32,28 @@ struct NameInput {
 struct NoInput {}
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.config::<CatalogConfig>()?;
     r.tool(Tool::typed(
         "datasets.ingest",
         "Ingest files, globs, directories or http(s) URLs (CSV, TSV, NDJSON, JSON, Parquet) into a dataset",
-        |input: IngestInput, ctx| async move { ingest::ingest(&ctx, input, indicatif::ProgressBar::hidden()).await.map_err(tool_err) },
+        |input: IngestInput, ctx| async move { Ok(ingest::ingest(&ctx, input, indicatif::ProgressBar::hidden()).await?) },
     ))?;
     r.tool(Tool::typed(
         "datasets.list",
         "List datasets: name, rows, size, columns, version, source, updated",
-        |_: NoInput, ctx| async move { list(&ctx).await.map_err(tool_err) },
+        |_: NoInput, ctx| async move { Ok(list(&ctx).await?) },
     ))?;
     r.tool(Tool::typed(
         "datasets.describe",
         "A dataset's schema and per-column stats: nulls, min, max, mean, distinct estimate",
-        |input: NameInput, ctx| async move { describe(&ctx, &input.name).await.map_err(tool_err) },
+        |input: NameInput, ctx| async move { Ok(describe(&ctx, &input.name).await?) },
     ))?;
     r.tool(Tool::typed(
         "datasets.drop",
         "Remove a dataset and its files",
         |input: NameInput, ctx| async move {
-            drop_dataset(&ctx, &input.name)
-                .await
-                .map(|_| serde_json::json!({"dropped": input.name}))
-                .map_err(tool_err)
+            drop_dataset(&ctx, &input.name).await?;
+            Ok(serde_json::json!({"dropped": input.name}))
         },
     ))?;
     r.command(ingest_command(), |m, ctx| async move {
@@ -113,11 +109,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         },
     )?;
     r.check(|_ctx| async {
-        match tokio::task::spawn_blocking(self_check).await {
-            Ok(Ok(s)) => CheckOutcome::Ok(s),
-            Ok(Err(e)) => CheckOutcome::Failed(format!("{e:#}")),
-            Err(e) => CheckOutcome::Failed(e.to_string()),
-        }
+        let detail = tokio::task::spawn_blocking(self_check).await??;
+        anyhow::Ok(CheckOutcome::Ok(detail))
     });
     Ok(())
 }
@@ -238,7 +231,7 @@ async fn run_ingest(m: &clap::ArgMatches, ctx: &Context) -> Result<ExitCode> {
 }
 
 async fn list(ctx: &Context) -> Result<Vec<DatasetEntry>> {
-    ctx.catalog().await?.list().await
+    open_catalog(ctx).await?.list().await
 }
 
 fn print_list(all: &[DatasetEntry]) {
@@ -262,7 +255,7 @@ fn print_list(all: &[DatasetEntry]) {
 
 /// The dataset, or an error naming the nearest known one.
 async fn find(ctx: &Context, name: &str) -> Result<DatasetEntry> {
-    let catalog = ctx.catalog().await?;
+    let catalog = open_catalog(ctx).await?;
     if let Some(d) = catalog.get(name).await? {
         return Ok(d);
     }
@@ -278,7 +271,7 @@ async fn drop_dataset(ctx: &Context, name: &str) -> Result<()> {
     let data_dir = ctx.config.data_dir.clone();
     let _lock = store::WriteLock::acquire(&data_dir, name)?;
     find(ctx, name).await?;
-    ctx.catalog().await?.remove(name).await?;
+    open_catalog(ctx).await?.remove(name).await?;
     let _ = std::fs::remove_dir_all(store::dataset_dir(&data_dir, name));
     Ok(())
 }

@@ -6,7 +6,8 @@ mod output;
 use anyhow::{bail, Context as _};
 use clap::{Arg, Command};
 use duckdb::Connection;
-use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
+use hakiri_data_api::CatalogConfig;
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Section, Tool, ToolError};
 use output::OutputFormat;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -26,18 +27,23 @@ pub struct EngineConfig {
     pub memory_limit: Option<String>,
 }
 
+impl Section for EngineConfig {
+    const NAME: &'static str = "engine";
+}
+
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<EngineConfig>()?;
+    r.config::<CatalogConfig>()?;
     r.tool(Tool::typed(
         "engine.query",
         "Run a read-only SQL query with DuckDB over the catalog's datasets (each visible by its name); returns columns and rows as JSON",
         |input: QueryInput, ctx| async move {
-            let datasets = datasets(&ctx).await.map_err(|e| ToolError::Failed(format!("{e:#}")))?;
+            let datasets = datasets(&ctx).await?;
             let limit = input.max_rows.unwrap_or(10_000);
             tokio::task::spawn_blocking(move || query_json(&ctx, &datasets, &input.sql, limit))
                 .await
                 .map_err(ToolError::failed)?
-                .map_err(|e| ToolError::Failed(format!("{e:#}")))
+                .map_err(ToolError::from)
         },
     ))?;
     r.command(
@@ -76,11 +82,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         },
     )?;
     r.check(|ctx| async move {
-        match tokio::task::spawn_blocking(move || self_check(&ctx)).await {
-            Ok(Ok(s)) => CheckOutcome::Ok(s),
-            Ok(Err(e)) => CheckOutcome::Failed(format!("{e:#}")),
-            Err(e) => CheckOutcome::Failed(e.to_string()),
-        }
+        let detail = tokio::task::spawn_blocking(move || self_check(&ctx)).await??;
+        anyhow::Ok(CheckOutcome::Ok(detail))
     });
     Ok(())
 }
@@ -106,7 +109,7 @@ type View = (String, String);
 
 /// The catalog's datasets, to expose as views.
 async fn datasets(ctx: &Context) -> anyhow::Result<Vec<View>> {
-    let catalog = ctx.catalog().await?;
+    let catalog = hakiri_data_api::open_catalog(ctx).await?;
     Ok(catalog
         .list()
         .await?
@@ -117,7 +120,7 @@ async fn datasets(ctx: &Context) -> anyhow::Result<Vec<View>> {
 
 /// An in-memory DuckDB connection configured from `[engine]`.
 pub fn connect(ctx: &Context) -> anyhow::Result<Connection> {
-    let cfg: EngineConfig = ctx.config.section("engine")?;
+    let cfg = ctx.section::<EngineConfig>();
     let mut config = duckdb::Config::default();
     if let Some(t) = cfg.threads {
         config = config.threads(i64::from(t))?;

@@ -6,7 +6,7 @@
 //! and MCP do; an event without `tool` answers with the profile and its tools.
 
 use anyhow::{bail, Context as _};
-use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar};
+use hakiri_kernel::{Caller, CheckOutcome, Context, Credential, KernelError, Registrar};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -29,13 +29,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         clap::Command::new("lambda").about("Serve invocations from the AWS Lambda Runtime API (the default when AWS_LAMBDA_RUNTIME_API is set)"),
         |_m, ctx| run(ctx),
     )?;
-    r.check(|_ctx| async {
-        match tokio::task::spawn_blocking(self_check).await {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => CheckOutcome::Failed(format!("{e:#}")),
-            Err(e) => CheckOutcome::Failed(e.to_string()),
-        }
-    });
+    r.check(|_ctx| async { tokio::task::spawn_blocking(self_check).await? });
     Ok(())
 }
 
@@ -52,13 +46,22 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
         bail!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a whole number of MB");
     }
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let ctx = ctx.clone();
+        let ctx = ctx.with_caller(caller(&event));
         async move { handle(&ctx, event.payload).await }
     });
     lambda_runtime::run(handler)
         .await
         .map_err(|e| anyhow::anyhow!("Lambda runtime stopped: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The caller of an invocation: IAM admitted it; a `token` field in the event
+/// is its credential, which an authorizer then enforces.
+fn caller(event: &LambdaEvent<Value>) -> Caller {
+    Caller::Lambda {
+        request_id: event.context.request_id.clone(),
+        credential: event.payload["token"].as_str().map(Credential::new),
+    }
 }
 
 /// One invocation: a tool call, or a description of this function. Errors

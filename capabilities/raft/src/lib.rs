@@ -7,7 +7,8 @@ mod store;
 
 use anyhow::Context as _;
 use hakiri_kernel::{
-    CheckOutcome, Context, KernelError, Registrar, RunningService, Shutdown, Tool, ToolError,
+    CheckOutcome, Context, KernelError, Registrar, RunningService, Section, Shutdown, Tool,
+    ToolError,
 };
 use openraft::{BasicNode, Raft, RaftMetrics, ServerState};
 use schemars::JsonSchema;
@@ -45,22 +46,31 @@ pub struct Response {
 /// How long a fresh single node may take to elect itself.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The node started by the `raft` service, for `raft.status`.
-static RUNNING: Mutex<Option<Raft<TypeConfig>>> = Mutex::new(None);
+/// The node started by this kernel's `raft` service, for `raft.status`;
+/// kept in the kernel's state, so two kernels in one process each have theirs.
+#[derive(Default)]
+struct RunningNode(Mutex<Option<Raft<TypeConfig>>>);
 
-fn running() -> Option<Raft<TypeConfig>> {
-    RUNNING.lock().unwrap_or_else(|p| p.into_inner()).clone()
+impl RunningNode {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Raft<TypeConfig>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn running(ctx: &Context) -> Option<Raft<TypeConfig>> {
+    ctx.state::<RunningNode>()?.slot().clone()
 }
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<RaftConfig>()?;
+    r.state(RunningNode::default())?;
     r.tool(Tool::typed(
         "raft.status",
-        "Status of this process's Raft node: id, state, term, leader and last log index",
-        |_input: StatusInput, _ctx| async move {
-            let raft = running().ok_or_else(|| {
+        "Status of this kernel's Raft node: id, state, term, leader and last log index",
+        |_input: StatusInput, ctx| async move {
+            let raft = running(&ctx).ok_or_else(|| {
                 ToolError::Failed(
-                    "raft is not running in this process; start it with `hakiri serve`".into(),
+                    "raft is not running here; start it with `hakiri serve`".into(),
                 )
             })?;
             let metrics = raft.metrics().borrow().clone();
@@ -83,6 +93,10 @@ pub struct RaftConfig {
     /// Election timeout range, in milliseconds; must exceed the heartbeat interval.
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+}
+
+impl Section for RaftConfig {
+    const NAME: &'static str = "raft";
 }
 
 impl Default for RaftConfig {
@@ -189,27 +203,30 @@ async fn start_single_node(config: &RaftConfig) -> Result<Node, String> {
 
 /// The `raft` service: one node, leader of its own cluster, until shutdown.
 async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningService> {
-    let config: RaftConfig = ctx.config.section("raft")?;
-    if running().is_some() {
-        anyhow::bail!("a raft node is already running in this process");
+    let config = ctx.section::<RaftConfig>();
+    let state = ctx
+        .state::<RunningNode>()
+        .context("raft state missing from this kernel")?;
+    if state.slot().is_some() {
+        anyhow::bail!("a raft node is already running in this kernel");
     }
     let node = start_single_node(&config)
         .await
         .map_err(anyhow::Error::msg)?;
     let raft = node.raft;
     let claimed = {
-        let mut slot = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = state.slot();
         slot.is_none() && slot.replace(raft.clone()).is_none()
     };
     if !claimed {
         let _ = raft.shutdown().await;
-        anyhow::bail!("a raft node is already running in this process");
+        anyhow::bail!("a raft node is already running in this kernel");
     }
     Ok(RunningService {
         address: None,
         run: Box::pin(async move {
             shutdown.wait().await;
-            RUNNING.lock().unwrap_or_else(|p| p.into_inner()).take();
+            state.slot().take();
             raft.shutdown()
                 .await
                 .context("raft node did not shut down cleanly")
@@ -220,10 +237,7 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
 /// Elects a single node, commits one client write through the log and reads
 /// it back from the state machine.
 async fn self_check(ctx: Context) -> CheckOutcome {
-    let config: RaftConfig = match ctx.config.section("raft") {
-        Ok(c) => c,
-        Err(e) => return CheckOutcome::Failed(e.to_string()),
-    };
+    let config = ctx.section::<RaftConfig>();
     let node = match start_single_node(&config).await {
         Ok(n) => n,
         Err(e) => return CheckOutcome::Failed(e),
@@ -254,15 +268,10 @@ mod tests {
     use hakiri_kernel::{Config, Profile, Registry};
     use serde_json::json;
 
-    static PROFILE: Profile = Profile::embedded("raft-test");
+    static PROFILE: Profile = hakiri_kernel::embedded_profile!("raft-test");
 
     fn ctx(config: &str) -> Context {
-        let registry = Registry::from_inventory().expect("registry");
-        Context::new(
-            Arc::new(registry),
-            Arc::new(Config::parse(config, None).unwrap()),
-            &PROFILE,
-        )
+        Context::from_inventory(Config::parse(config, None).unwrap(), &PROFILE).expect("context")
     }
 
     #[tokio::test]
@@ -288,22 +297,40 @@ mod tests {
 
     #[test]
     fn config_defaults_and_rejects_unknown_keys() {
-        let c = Config::parse("[raft]\nnode_id = 7\n", None).unwrap();
-        let raft: RaftConfig = c.section("raft").unwrap();
+        let raft = ctx("[raft]\nnode_id = 7\n").section::<RaftConfig>();
         assert_eq!(
-            raft,
+            *raft,
             RaftConfig {
                 node_id: 7,
                 ..RaftConfig::default()
             }
         );
         let c = Config::parse("[raft]\nnode = 7\n", None).unwrap();
-        assert!(c.section::<RaftConfig>("raft").is_err());
+        let err = Context::from_inventory(c, &PROFILE).err().expect("unknown key refused");
+        assert!(err.to_string().contains("[raft]"), "{err}");
         let reg = Registry::from_inventory().unwrap();
         assert!(reg.config_sections.contains_key("raft"));
     }
 
-    /// The only test that touches the process-wide node.
+    /// Each kernel keeps its own node: two in one process do not collide.
+    #[tokio::test]
+    async fn two_kernels_run_two_nodes() {
+        let (a, b) = (ctx("[raft]\nnode_id = 1\n"), ctx("[raft]\nnode_id = 2\n"));
+        let (trigger, shutdown) = Shutdown::new();
+        let mut runs = Vec::new();
+        for c in [&a, &b] {
+            let start = c.registry.services["raft"].item.clone();
+            let svc = start(c.clone(), shutdown.clone()).await.expect("starts");
+            runs.push(tokio::spawn(svc.run));
+        }
+        assert_eq!(a.call("raft.status", json!({})).await.unwrap()["node_id"], 1);
+        assert_eq!(b.call("raft.status", json!({})).await.unwrap()["node_id"], 2);
+        let _ = trigger.send(true);
+        for run in runs {
+            run.await.unwrap().unwrap();
+        }
+    }
+
     #[tokio::test]
     async fn service_runs_a_leader_that_status_reports() {
         let ctx = ctx("[raft]\nnode_id = 7\n");
@@ -320,7 +347,7 @@ mod tests {
         let again = start(ctx.clone(), shutdown).await;
         assert!(
             again.is_err(),
-            "a second node in the same process must be refused"
+            "a second node in the same kernel must be refused"
         );
 
         let status = ctx.call("raft.status", json!({})).await.expect("status");

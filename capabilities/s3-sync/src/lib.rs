@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
-use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
+use hakiri_kernel::{Context, KernelError, Registrar, Section, Tool};
 use object_store::aws::AmazonS3Builder;
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -31,29 +31,24 @@ pub struct S3Config {
     pub allow_http: bool,
 }
 
+impl Section for S3Config {
+    const NAME: &'static str = "s3-sync";
+}
+
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<S3Config>()?;
     r.tool(Tool::typed(
         "s3.list",
         "List objects under a prefix in the configured S3 bucket",
-        |input: ListInput, ctx| async move {
-            list(&ctx, &input.prefix)
-                .await
-                .map_err(|e| ToolError::Failed(format!("{e:#}")))
-        },
+        |input: ListInput, ctx| async move { Ok(list(&ctx, &input.prefix).await?) },
     ))?;
-    r.check(|ctx| async move {
-        match self_check(&ctx).await {
-            Ok(outcome) => outcome,
-            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
-        }
-    });
+    r.check(|ctx| async move { self_check(&ctx).await });
     Ok(())
 }
 
 /// The configured bucket as an object store, or `None` when no bucket is set.
 pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Config)>> {
-    let cfg: S3Config = ctx.config.section("s3-sync")?;
+    let cfg = S3Config::clone(&ctx.section::<S3Config>());
     let Some(bucket) = cfg.bucket.clone() else {
         return Ok(None);
     };

@@ -26,7 +26,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             })
             .await
             .map_err(ToolError::failed)?
-            .map_err(|e| ToolError::Failed(format!("{e:#}")))
+            .map_err(ToolError::from)
         },
     ))?;
     r.command(
@@ -76,7 +76,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 CheckOutcome::Ok("indexed 2 documents in RAM; `sea` found the right one".into())
             }
             Ok(h) => CheckOutcome::Failed(format!("unexpected hits: {h:?}")),
-            Err(e) => CheckOutcome::Failed(format!("{e:#}")),
+            Err(e) => e.into(),
         }
     });
     Ok(())

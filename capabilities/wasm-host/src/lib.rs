@@ -1,7 +1,7 @@
 //! `wasm-host`: compiles and runs WebAssembly modules in a Wasmtime sandbox
 //! with a fuel budget, so a runaway module ends with an error, not a hang.
 
-use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
+use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Section, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use wasmtime::{Config, Engine, Instance, Module, Store, Val, ValType};
@@ -16,6 +16,10 @@ pub struct WasmConfig {
     pub fuel: u64,
 }
 
+impl Section for WasmConfig {
+    const NAME: &'static str = "wasm-host";
+}
+
 impl Default for WasmConfig {
     fn default() -> Self {
         WasmConfig { fuel: 100_000_000 }
@@ -28,8 +32,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "wasm.call",
         "Compile a WebAssembly module from WAT text and call one exported function with numeric arguments",
         |input: CallInput, ctx| async move {
-            let cfg: WasmConfig = ctx.config.section("wasm-host")?;
-            tokio::task::spawn_blocking(move || call(&input.module, &input.function, &input.args, cfg.fuel))
+            let fuel = ctx.section::<WasmConfig>().fuel;
+            tokio::task::spawn_blocking(move || call(&input.module, &input.function, &input.args, fuel))
                 .await
                 .map_err(ToolError::failed)?
                 .map_err(ToolError::Failed)

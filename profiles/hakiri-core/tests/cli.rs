@@ -1,9 +1,9 @@
 //! hakiri-core end to end: the static binary as users run it.
 
-use hakiri_lambda_emulator::{Emulator, Kind};
-use hakiri_testkit::text;
+use hakiri_testkit::lambda::{Emulator, Kind};
+use hakiri_testkit::{text, Home};
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
@@ -14,7 +14,7 @@ fn hakiri(home: &std::path::Path, args: &[&str]) -> Output {
 
 #[test]
 fn reports_exactly_its_capabilities_with_linked_versions() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let out = hakiri(home.path(), &["capabilities", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -49,7 +49,7 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
 
 #[test]
 fn self_checks_pass_and_unconfigured_backends_say_so() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let out = hakiri(home.path(), &["capabilities", "--check"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
@@ -63,7 +63,7 @@ fn self_checks_pass_and_unconfigured_backends_say_so() {
 
 #[test]
 fn commands_and_tools_of_other_profiles_name_them() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let out = hakiri(home.path(), &["search", "whale", "book.txt"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
@@ -80,7 +80,7 @@ fn commands_and_tools_of_other_profiles_name_them() {
 
 #[test]
 fn duckdb_errors_come_back_as_errors_on_the_static_build() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let ok = hakiri(
         home.path(),
         &[
@@ -128,20 +128,15 @@ fn duckdb_errors_come_back_as_errors_on_the_static_build() {
 
 #[test]
 fn config_is_checked_against_this_binary() {
-    let home = tempfile::tempdir().unwrap();
-    let cfg = home.path().join("hakiri.toml");
-    std::fs::write(
-        &cfg,
-        "[engine]\nthreads = 2\n\n[mcp]\nlisten = \"127.0.0.1:9\"\n",
-    )
-    .unwrap();
+    let home = Home::new();
+    home.write_config("[engine]\nthreads = 2\n\n[mcp]\nlisten = \"127.0.0.1:9\"\n");
     let out = hakiri(home.path(), &["config", "check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(
         "[mcp] configures `mcp`, which is part of hakiri-full; this binary is hakiri-core"
     ));
 
-    std::fs::write(&cfg, "[engine]\nthreads = \"two\"\n").unwrap();
+    home.write_config("[engine]\nthreads = \"two\"\n");
     let out = hakiri(home.path(), &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -150,7 +145,7 @@ fn config_is_checked_against_this_binary() {
         text(&out.stderr)
     );
 
-    std::fs::write(&cfg, "[engine\n").unwrap();
+    home.write_config("[engine\n");
     let out = hakiri(home.path(), &["version"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -159,31 +154,21 @@ fn config_is_checked_against_this_binary() {
         text(&out.stderr)
     );
 
-    let missing = Command::new(BIN)
-        .args(["--config", "/nonexistent/h.toml", "version"])
-        .output()
-        .unwrap();
+    let missing = hakiri(home.path(), &["--config", "/nonexistent/h.toml", "version"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("cannot read config file /nonexistent/h.toml"));
 }
 
 #[test]
 fn serves_tool_calls_as_a_lambda_bootstrap() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let emu = Emulator::start().unwrap();
     let ok = emu.invoke(r#"{"tool": "engine.query", "input": {"sql": "select 6 * 7 as x"}}"#);
     let bad = emu.invoke(r#"{"tool": "no.such.tool"}"#);
-    let mut child = Command::new(BIN)
-        .envs(emu.env())
-        .env("HAKIRI_HOME", home.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let bootstrap = hakiri_testkit::start_bootstrap(BIN, home.path(), &emu);
     let first = emu.wait(&ok, Duration::from_secs(30)).expect("an answer");
     let second = emu.wait(&bad, Duration::from_secs(30)).expect("an answer");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(bootstrap);
     assert_eq!(first.kind, Kind::Response, "{}", first.body);
     let v: Value = serde_json::from_str(&first.body).unwrap();
     assert_eq!(v["rows"][0]["x"], 42);
@@ -197,7 +182,7 @@ fn serves_tool_calls_as_a_lambda_bootstrap() {
 
 #[test]
 fn lambda_outside_lambda_says_what_is_missing() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let out = hakiri(home.path(), &["lambda"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

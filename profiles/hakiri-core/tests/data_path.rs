@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
 
@@ -123,19 +123,14 @@ fn ingest_query_describe_drop() {
         ],
     );
     ok(&home, &["ingest", &pq, "--as", "copy", "-q"]);
-    let mut child = Command::new(BIN)
-        .args(["ingest", "-", "--as", "piped", "-q"])
-        .env("HAKIRI_HOME", &home)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"x\ty\n1\t2\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let piped = hakiri_testkit::run_with(
+        BIN,
+        &home,
+        &["ingest", "-", "--as", "piped", "-q"],
+        &[],
+        b"x\ty\n1\t2\n",
+    );
+    assert!(piped.status.success());
     assert_eq!(
         json(&home, "select (select count(*) from events) e, (select count(*) from arr) a, (select count(*) from copy) c, (select sum(y) from piped) p"),
         serde_json::json!([{"e": 2, "a": 3, "c": 5, "p": 2}])
@@ -333,9 +328,8 @@ fn http_sources_stream_in_and_failures_are_named() {
 
 /// An ingest from a pipe we hold open: it has the dataset's lock until we let go.
 fn held_ingest(home: &Path, name: &str) -> Child {
-    let mut child = Command::new(BIN)
+    let mut child = hakiri_testkit::command(BIN, home)
         .args(["ingest", "-", "--as", name, "-q"])
-        .env("HAKIRI_HOME", home)
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,10 +1,9 @@
 //! hakiri-full end to end: self-checks, tools, and the daemon over MCP.
 
-use hakiri_testkit::text;
+use hakiri_testkit::http::{self, Response};
+use hakiri_testkit::{skip_unless_configured, text, Home};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-full");
 
@@ -14,7 +13,7 @@ fn hakiri(home: &std::path::Path, args: &[&str]) -> Output {
 
 #[test]
 fn reports_exactly_its_capabilities() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let out = hakiri(home.path(), &["capabilities", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let names = hakiri_testkit::capability_names(&v);
@@ -40,7 +39,7 @@ fn reports_exactly_its_capabilities() {
 
 #[test]
 fn every_self_check_passes() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let out = hakiri(home.path(), &["capabilities", "--check"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
@@ -60,7 +59,7 @@ fn every_self_check_passes() {
 
 #[test]
 fn tools_run_through_call() {
-    let home = tempfile::tempdir().unwrap();
+    let home = Home::new();
     let wat = r#"{"module": "(module (func (export \"sq\") (param i32) (result i32) local.get 0 local.get 0 i32.mul))", "function": "sq", "args": [9]}"#;
     let out = hakiri(home.path(), &["call", "wasm.call", wat]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -92,77 +91,37 @@ fn tools_run_through_call() {
     assert!(text(&out.stderr).contains("vector 0 has 1 dimensions but the query has 2"));
 }
 
-fn post(addr: &str, session: Option<&str>, body: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+fn post(url: &str, session: Option<&str>, body: &str) -> Response {
+    let mut headers = vec![("Accept", "application/json, text/event-stream")];
     if let Some(sid) = session {
-        req.push_str(&format!("Mcp-Session-Id: {sid}\r\n"));
+        headers.push(("Mcp-Session-Id", sid));
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if raw.windows(8).any(|w| w == b"\"result\"") && raw.ends_with(b"\n\n") {
-            break;
-        }
-    }
-    let raw = text(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_string(), body.to_string())
+    http::post_json(url, &headers, body)
 }
 
 #[test]
 fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
-    let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("HAKIRI_HOME", home.path())
-        .env("HAKIRI_MCP__LISTEN", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = lines.next().unwrap().unwrap();
+    let home = Home::new();
+    let mut serve = hakiri_testkit::start_serve(BIN, home.path());
+    let ready = &serve.ready_line;
     assert!(
         ready.starts_with("hakiri-full ready: mcp on http://127.0.0.1:"),
         "{ready}"
     );
-    let addr = ready
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches("/mcp")
-        .to_string();
+    let url = format!("http://{}/mcp", serve.addr("mcp"));
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#;
-    let (status, head, body) = post(&addr, None, init);
+    let initialized = post(&url, None, init);
+    let (status, body) = (initialized.status, &initialized.body);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"name\":\"hakiri\""), "{body}");
-    let sid = head
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("mcp-session-id: ")
-                .or_else(|| l.strip_prefix("Mcp-Session-Id: "))
-        })
-        .map(str::to_string);
+    let sid = initialized.header("mcp-session-id").map(str::to_string);
     post(
-        &addr,
+        &url,
         sid.as_deref(),
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
-    let (status, _, body) = post(
-        &addr,
+    let Response { status, body, .. } = post(
+        &url,
         sid.as_deref(),
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
     );
@@ -171,59 +130,41 @@ fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
         body.contains("engine.query") && body.contains("vector.nearest"),
         "{body}"
     );
-    sigterm(child.id());
-    let code = child.wait().unwrap();
+    let code = serve.stop();
     assert!(code.success(), "serve exited with {code}");
-}
-
-fn sigterm(pid: u32) {
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
-/// Where a test server is, as `.ci/services.sh` exports it.
-fn server(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is unset: run the tests through .ci/test, which starts a real server")
-    })
 }
 
 #[test]
 fn backends_do_real_round_trips_when_configured() {
-    let pg = server("HAKIRI_TEST_POSTGRES_URL");
-    let aws = server("HAKIRI_TEST_AWS_ENDPOINT");
+    let pg = skip_unless_configured!("HAKIRI_TEST_POSTGRES_URL");
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
     let bucket = format!("hakiri-test-{}", std::process::id());
     // S3's CreateBucket: moto accepts it unsigned.
-    let addr = aws.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let url = format!("{aws}/{bucket}");
+    let resp = http::request("PUT", &url, &[], b"", http::TIMEOUT)
+        .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
+    assert_eq!(resp.status, 200, "{}", resp.body);
 
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["capabilities", "--check"])
-        .env("HAKIRI_HOME", home.path())
-        .env("HAKIRI_CATALOG_POSTGRES__URL", &pg)
-        .env("HAKIRI_S3_SYNC__BUCKET", &bucket)
-        .env("HAKIRI_S3_SYNC__ENDPOINT", &aws)
-        .env("HAKIRI_S3_SYNC__ALLOW_HTTP", "true")
-        .env("HAKIRI_S3_SYNC__REGION", "us-east-1")
-        .env("HAKIRI_S3_SYNC__ACCESS_KEY_ID", "test")
-        .env("HAKIRI_S3_SYNC__SECRET_ACCESS_KEY", "test")
-        .env("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1")
-        .env("HAKIRI_CATALOG_DYNAMO__ENDPOINT", &aws)
-        .env("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test")
-        .env("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test")
-        .output()
-        .unwrap();
+    let home = Home::new();
+    let out = hakiri_testkit::run_with(
+        BIN,
+        home.path(),
+        &["capabilities", "--check"],
+        &[
+            ("HAKIRI_CATALOG_POSTGRES__URL", &pg),
+            ("HAKIRI_S3_SYNC__BUCKET", &bucket),
+            ("HAKIRI_S3_SYNC__ENDPOINT", &aws),
+            ("HAKIRI_S3_SYNC__ALLOW_HTTP", "true"),
+            ("HAKIRI_S3_SYNC__REGION", "us-east-1"),
+            ("HAKIRI_S3_SYNC__ACCESS_KEY_ID", "test"),
+            ("HAKIRI_S3_SYNC__SECRET_ACCESS_KEY", "test"),
+            ("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1"),
+            ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", &aws),
+            ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
+            ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
+        ],
+        &[],
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(
@@ -240,18 +181,13 @@ fn backends_do_real_round_trips_when_configured() {
 
 #[test]
 fn datasets_live_in_a_postgres_catalog_when_configured() {
-    let pg = server("HAKIRI_TEST_POSTGRES_URL");
-    let home = tempfile::tempdir().unwrap();
+    let pg = skip_unless_configured!("HAKIRI_TEST_POSTGRES_URL");
+    let home = Home::new();
     let name = format!("pg_sales_{}", std::process::id());
     let csv = home.path().join("s.csv");
     std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
     let run = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .env("HAKIRI_HOME", home.path())
-            .env("HAKIRI_CATALOG", &pg)
-            .output()
-            .unwrap()
+        hakiri_testkit::run_with(BIN, home.path(), args, &[("HAKIRI_CATALOG", &pg)], &[])
     };
     let out = run(&["ingest", csv.to_str().unwrap(), "--as", &name, "-q"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -266,11 +202,7 @@ fn datasets_live_in_a_postgres_catalog_when_configured() {
     assert!(text(&listed.stdout).contains(&name));
     assert!(run(&["drop", &name]).status.success());
     // The SQLite catalog in the same home never saw it.
-    let out = Command::new(BIN)
-        .args(["datasets", "--json"])
-        .env("HAKIRI_HOME", home.path())
-        .output()
-        .unwrap();
+    let out = hakiri(home.path(), &["datasets", "--json"]);
     assert_eq!(
         serde_json::from_slice::<Value>(&out.stdout).unwrap(),
         serde_json::json!([])

@@ -1,0 +1,168 @@
+//! Ingest: sources → Polars lazy scans → one zstd Parquet part per version,
+//! written aside and published to the catalog in one transaction.
+
+mod detect;
+mod publish;
+mod resolve;
+mod write;
+
+pub use publish::ingest;
+pub use write::{parse_type, scan, stats, write_check};
+
+use crate::store;
+use anyhow::{bail, Result};
+use hakiri_data_api::DatasetEntry;
+use hakiri_kernel::Context;
+use resolve::resolve;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use write::{schema_json, write_part};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Tsv,
+    Ndjson,
+    Json,
+    Parquet,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Replace,
+    Append,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    #[default]
+    Fail,
+    Skip,
+}
+
+/// What to ingest; the `datasets.ingest` tool's input.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestInput {
+    /// Paths, globs, directories, http(s) URLs, or `-` for stdin.
+    pub sources: Vec<String>,
+    /// Dataset name (a SQL identifier).
+    pub name: String,
+    /// Override format detection.
+    #[serde(default)]
+    pub format: Option<Format>,
+    #[serde(default)]
+    pub mode: Mode,
+    /// CSV delimiter (default: detected from the first line).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// Whether CSV files start with a header row (default true).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// Column type overrides, `column=type` (int64, int32, float64, string, bool, date, datetime).
+    #[serde(default)]
+    pub schema: Vec<String>,
+    /// `skip` drops malformed CSV rows and reports how many.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IngestReport {
+    pub name: String,
+    pub version: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub columns: usize,
+    pub sources: usize,
+    pub skipped_rows: u64,
+}
+
+/// One input file, local or materialized from a stream.
+struct Input {
+    path: PathBuf,
+    label: String,
+    format: Format,
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    store::parts(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+struct Written {
+    rows: u64,
+    bytes: u64,
+    schema: serde_json::Value,
+    sources: usize,
+    skipped: u64,
+}
+
+async fn write_version(
+    ctx: &Context,
+    input: &IngestInput,
+    previous: &Option<DatasetEntry>,
+    version: u64,
+    staging: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<Written> {
+    let inputs = resolve(ctx, input, staging, progress).await?;
+    progress.set_message(format!("writing {} as Parquet", input.name));
+    let out = staging.join("out");
+    if input.mode == Mode::Append {
+        if let Some(prev) = previous {
+            for part in store::parts(Path::new(&prev.location))? {
+                let dest = out.join(part.file_name().expect("parts are files"));
+                std::fs::hard_link(&part, &dest)
+                    .or_else(|_| std::fs::copy(&part, &dest).map(|_| ()))?;
+            }
+        }
+    }
+    let (input_c, staging_c, part) = (
+        input.clone(),
+        staging.to_path_buf(),
+        out.join(format!("part-v{version:05}.parquet")),
+    );
+    let (skipped, sources, part_for_check) = tokio::task::spawn_blocking(move || {
+        let skipped = write_part(&inputs, &input_c, &staging_c, &part)?;
+        Ok::<_, anyhow::Error>((skipped, inputs.len(), part))
+    })
+    .await??;
+    let out_c = out.clone();
+    let previous_schema = previous.as_ref().map(|p| p.schema.clone());
+    let mode = input.mode;
+    tokio::task::spawn_blocking(move || {
+        let (rows, schema) = stats(&out_c)?;
+        if mode == Mode::Append {
+            if let Some(prev) = previous_schema {
+                let new_only = schema_json(&mut scan(&part_for_check)?)?;
+                if new_only != prev {
+                    bail!("cannot append: the new rows' columns {new_only} differ from the dataset's {prev}; ingest with --mode replace");
+                }
+            }
+        }
+        Ok(Written {
+            rows,
+            bytes: dir_bytes(&out_c),
+            schema,
+            sources,
+            skipped,
+        })
+    })
+    .await?
+}

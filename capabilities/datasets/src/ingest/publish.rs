@@ -1,0 +1,73 @@
+//! Publishing a version: the writer lock, the catalog publish, the sweep of old versions.
+
+use super::write::parse_overrides;
+use super::{write_version, IngestInput, IngestReport};
+use crate::store;
+use anyhow::{bail, Context as _, Result};
+use hakiri_data_api::DatasetEntry;
+use hakiri_kernel::Context;
+
+pub async fn ingest(
+    ctx: &Context,
+    input: IngestInput,
+    progress: indicatif::ProgressBar,
+) -> Result<IngestReport> {
+    store::validate_name(&input.name)?;
+    if input.sources.is_empty() {
+        bail!("no sources given; name files, globs, directories, URLs or - for stdin");
+    }
+    parse_overrides(&input.schema)?;
+    let data_dir = ctx.config.data_dir.clone();
+    let name = input.name.clone();
+    let _lock = store::WriteLock::acquire(&data_dir, &name)?;
+    let catalog = hakiri_data_api::open_catalog(ctx).await?;
+    let previous = catalog.get(&name).await?;
+    let version = previous.as_ref().map_or(1, |p| p.version + 1);
+    let staging = store::dataset_dir(&data_dir, &name)
+        .join(format!(".staging-{}-{version}", std::process::id()));
+    std::fs::create_dir_all(staging.join("out"))
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    let result = write_version(ctx, &input, &previous, version, &staging, &progress).await;
+    let outcome = match result {
+        Ok(report) => {
+            let target = store::version_dir(&data_dir, &name, version);
+            std::fs::rename(staging.join("out"), &target)
+                .with_context(|| format!("cannot move the new version to {}", target.display()))?;
+            let entry = DatasetEntry {
+                name: name.clone(),
+                version,
+                location: target.display().to_string(),
+                source: input.sources.join(" "),
+                rows: report.rows,
+                bytes: report.bytes,
+                schema: report.schema.clone(),
+                updated: hakiri_kernel::clock::rfc3339(hakiri_kernel::clock::unix_now()),
+            };
+            match catalog.publish(entry).await {
+                Ok(()) => Ok(IngestReport {
+                    name: name.clone(),
+                    version,
+                    rows: report.rows,
+                    bytes: report.bytes,
+                    columns: report.schema.as_array().map_or(0, Vec::len),
+                    sources: report.sources,
+                    skipped_rows: report.skipped,
+                }),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&target);
+                    Err(e.context("cannot publish the new version; the previous one is unchanged"))
+                }
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&staging);
+    if outcome.is_ok() {
+        store::remove_stale(&data_dir, &name, Some(version));
+    } else {
+        // A first ingest that failed leaves no empty dataset directory behind.
+        let _ = std::fs::remove_dir(store::dataset_dir(&data_dir, &name));
+    }
+    progress.finish_and_clear();
+    outcome
+}

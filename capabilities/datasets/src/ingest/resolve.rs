@@ -1,0 +1,106 @@
+//! Resolving sources: globs and directories into files, stdin and URLs copied into staging.
+
+use super::detect::{format_from_name, sniff};
+use super::{IngestInput, Input};
+use anyhow::{bail, Context as _, Result};
+use hakiri_kernel::Context;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+fn is_stream(source: &str) -> bool {
+    source == "-" || source.contains("://")
+}
+
+/// Expands sources into files; streams (stdin, URLs) are copied into `staging`.
+pub(super) async fn resolve(
+    ctx: &Context,
+    input: &IngestInput,
+    staging: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for (k, source) in input.sources.iter().enumerate() {
+        let mut files: Vec<(PathBuf, String)> = Vec::new();
+        if is_stream(source) {
+            let (_, reader) = hakiri_data_api::open_source(ctx, source).await?;
+            let dest = staging.join(format!("source-{k}"));
+            let (d, pb) = (dest.clone(), progress.clone());
+            let bytes =
+                tokio::task::spawn_blocking(move || copy_counting(reader, &d, &pb)).await??;
+            if bytes == 0 {
+                bail!(
+                    "{} is empty; nothing to ingest",
+                    if source == "-" { "stdin" } else { source }
+                );
+            }
+            files.push((dest, source.clone()));
+        } else if source.contains(['*', '?', '[']) {
+            for p in glob::glob(source).with_context(|| format!("invalid glob `{source}`"))? {
+                let p = p?;
+                if p.is_file() {
+                    let label = p.display().to_string();
+                    files.push((p, label));
+                }
+            }
+            if files.is_empty() {
+                bail!("no files match `{source}`");
+            }
+        } else {
+            let path = PathBuf::from(source);
+            let meta = std::fs::metadata(&path).with_context(|| format!("cannot read {source}"))?;
+            if meta.is_dir() {
+                let mut inside: Vec<PathBuf> = std::fs::read_dir(&path)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_file() && format_from_name(&p.to_string_lossy()).is_some())
+                    .collect();
+                inside.sort();
+                if inside.is_empty() {
+                    bail!("directory {source} holds no .csv, .tsv, .ndjson, .jsonl, .json or .parquet files");
+                }
+                files.extend(inside.into_iter().map(|p| {
+                    let label = p.display().to_string();
+                    (p, label)
+                }));
+            } else {
+                files.push((path, source.clone()));
+            }
+        }
+        for (path, label) in files {
+            if std::fs::metadata(&path)?.len() == 0 {
+                bail!("{label} is empty; nothing to ingest");
+            }
+            // Explicit --format, else the name's extension (stdin has none), else the bytes.
+            let format = match input.format.or_else(|| format_from_name(&label)) {
+                Some(f) => f,
+                None => sniff(&path)?,
+            };
+            out.push(Input {
+                path,
+                label,
+                format,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn copy_counting(
+    mut reader: hakiri_data_api::SourceReader,
+    dest: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<u64> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dest)?);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])?;
+        total += n as u64;
+        progress.set_message(format!("reading {}", indicatif::HumanBytes(total)));
+    }
+    file.flush()?;
+    Ok(total)
+}

@@ -1,0 +1,132 @@
+//! The data path's vocabulary, shared by the capabilities that speak it:
+//! catalog backends (chosen by URL scheme), connectors (chosen by source),
+//! and the dataset entries a catalog records. This crate registers nothing
+//! and wraps no library; the kernel never sees these names, only the
+//! [`ExtensionPoint`]s declared here.
+//!
+//! A capability provides an implementation with
+//! `r.provide::<dyn CatalogBackend>("sqlite", Arc::new(Backend))?` and the
+//! data path finds it with [`open_catalog`] / [`open_source`].
+
+use hakiri_kernel::{BoxFuture, Context, ExtensionPoint, Section};
+use serde::{Deserialize, Serialize};
+
+/// One dataset as the catalog records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatasetEntry {
+    pub name: String,
+    pub version: u64,
+    /// Where the dataset's files live (a directory or object prefix).
+    pub location: String,
+    pub source: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// JSON description of the columns.
+    pub schema: serde_json::Value,
+    /// RFC 3339 timestamp of the last publish.
+    pub updated: String,
+}
+
+impl DatasetEntry {
+    /// Parses the schema JSON a catalog stored for `name`; a corrupt value is
+    /// an error naming the dataset, never a silent `null`.
+    pub fn parse_schema(name: &str, text: &str) -> anyhow::Result<serde_json::Value> {
+        serde_json::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "catalog entry for dataset `{name}` has an unreadable schema ({e}); re-ingest it or drop it with `hakiri drop {name}`"
+            )
+        })
+    }
+}
+
+/// A catalog backend, provided under a URL scheme (`sqlite`, `postgres`).
+pub trait CatalogBackend: Send + Sync {
+    /// Opens the catalog at `url` (whose scheme selected this backend).
+    fn open<'a>(
+        &'a self,
+        url: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>>;
+}
+
+impl ExtensionPoint for dyn CatalogBackend {
+    const NAME: &'static str = "catalog";
+}
+
+/// An open catalog. `publish` must switch a dataset to its new version atomically.
+pub trait Catalog: Send + Sync {
+    fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>>;
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>>;
+    fn publish(&self, entry: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>>;
+    fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// Bytes from a source, read sequentially.
+pub type SourceReader = Box<dyn std::io::Read + Send>;
+
+/// A connector, provided under a source kind (`file`, `http`).
+pub trait Connector: Send + Sync {
+    /// Whether this connector reads `source` (a path, URL, `-`, …).
+    fn accepts(&self, source: &str) -> bool;
+    /// Opens `source` for reading.
+    fn open<'a>(
+        &'a self,
+        source: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<SourceReader>>;
+}
+
+impl ExtensionPoint for dyn Connector {
+    const NAME: &'static str = "connector";
+}
+
+/// `[catalog]`: where the catalog lives. Registered by every capability that
+/// opens it (`r.config::<CatalogConfig>()`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Catalog URL; its scheme picks the backend (`sqlite://`, `postgres://…`).
+    #[serde(default = "default_url")]
+    pub url: String,
+}
+
+/// SQLite under `data_dir`.
+pub const DEFAULT_CATALOG: &str = "sqlite://";
+
+fn default_url() -> String {
+    DEFAULT_CATALOG.to_string()
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig { url: default_url() }
+    }
+}
+
+impl Section for CatalogConfig {
+    const NAME: &'static str = "catalog";
+}
+
+/// Opens the configured catalog through the backend provided for its scheme.
+pub async fn open_catalog(ctx: &Context) -> anyhow::Result<Box<dyn Catalog>> {
+    let url = ctx.section::<CatalogConfig>().url.clone();
+    let scheme = url.split(':').next().unwrap_or_default();
+    let backend = ctx
+        .require::<dyn CatalogBackend>(scheme)
+        .map_err(|e| anyhow::anyhow!("catalog `{url}`: {e}"))?;
+    backend.open(&url, ctx).await
+}
+
+/// Opens `source` with the first connector (in kind order) that accepts it;
+/// returns the connector's kind and the reader.
+pub async fn open_source(ctx: &Context, source: &str) -> anyhow::Result<(String, SourceReader)> {
+    let connectors = ctx.all::<dyn Connector>();
+    let Some((kind, connector)) = connectors.iter().find(|(_, c)| c.accepts(source)) else {
+        let kinds: Vec<&str> = connectors.iter().map(|(k, _)| *k).collect();
+        anyhow::bail!(
+            "no connector reads `{source}`; connectors in this binary: {}",
+            kinds.join(", ")
+        );
+    };
+    Ok((kind.to_string(), connector.open(source, ctx).await?))
+}

@@ -1,0 +1,116 @@
+//! Who is calling a tool, and the hook that decides whether they may.
+//!
+//! Every call goes through [`Context::call`](crate::Context::call) with the
+//! context's [`Caller`]; when capabilities provide [`Authorizer`]s, each of
+//! them must allow the call. With none provided, every call is allowed: that
+//! is the kernel's whole policy, and an auth capability replaces it.
+
+use crate::extension::ExtensionPoint;
+use crate::context::Context;
+use crate::BoxFuture;
+use serde_json::Value;
+use std::fmt;
+
+/// A bearer credential as presented (a token); never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(String);
+
+impl Credential {
+    pub fn new(token: impl Into<String>) -> Credential {
+        Credential(token.into())
+    }
+
+    /// The token of an HTTP `Authorization: Bearer <token>` header value.
+    pub fn from_bearer(header: &str) -> Option<Credential> {
+        let (scheme, token) = header.trim().split_once(' ')?;
+        let token = token.trim();
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+            .then(|| Credential::new(token))
+    }
+
+    /// The token text, for a verifier. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
+/// Who a call comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The user running the CLI on this machine.
+    Local { credential: Option<Credential> },
+    /// An agent over a transport such as `mcp-stdio` or `mcp-http`.
+    Agent {
+        transport: &'static str,
+        session: Option<String>,
+        credential: Option<Credential>,
+    },
+    /// A Lambda invocation (IAM already admitted it).
+    Lambda {
+        request_id: String,
+        credential: Option<Credential>,
+    },
+    /// Another node of a cluster.
+    Peer {
+        node: String,
+        credential: Option<Credential>,
+    },
+}
+
+impl Caller {
+    /// The local CLI user, with no token.
+    pub const LOCAL: Caller = Caller::Local { credential: None };
+
+    pub fn is_local(&self) -> bool {
+        matches!(self, Caller::Local { .. })
+    }
+
+    pub fn credential(&self) -> Option<&Credential> {
+        match self {
+            Caller::Local { credential }
+            | Caller::Agent { credential, .. }
+            | Caller::Lambda { credential, .. }
+            | Caller::Peer { credential, .. } => credential.as_ref(),
+        }
+    }
+}
+
+impl fmt::Display for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Caller::Local { .. } => f.write_str("local user"),
+            Caller::Agent {
+                transport,
+                session: Some(s),
+                ..
+            } => write!(f, "agent over {transport} (session {s})"),
+            Caller::Agent { transport, .. } => write!(f, "agent over {transport}"),
+            Caller::Lambda { request_id, .. } => write!(f, "Lambda request {request_id}"),
+            Caller::Peer { node, .. } => write!(f, "cluster peer {node}"),
+        }
+    }
+}
+
+/// A tool call about to run, as an [`Authorizer`] sees it.
+pub struct CallRequest<'a> {
+    pub caller: &'a Caller,
+    pub tool: &'a str,
+    pub input: &'a Value,
+    pub ctx: &'a Context,
+}
+
+/// Decides tool calls. Returns `Err(reason)` to refuse; the reason names
+/// what was missing ("token does not grant tool `x`"), never secrets.
+pub trait Authorizer: Send + Sync {
+    fn authorize<'a>(&'a self, request: &'a CallRequest<'a>) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl ExtensionPoint for dyn Authorizer {
+    const NAME: &'static str = "authorizer";
+}

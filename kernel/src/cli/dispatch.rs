@@ -1,0 +1,118 @@
+//! Runs the subcommand the user chose: the kernel's own, or a capability's.
+
+use super::{build_cli, report, serve};
+use crate::context::Context;
+use crate::report::BuildInfo;
+use anyhow::{anyhow, Context as _};
+use clap::ArgMatches;
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+pub(super) async fn dispatch(matches: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
+    let Some((name, sub)) = matches.subcommand() else {
+        let launcher = ctx.registry.launchers.iter().find(|l| (l.item.applies)());
+        return match launcher {
+            Some(l) => (l.item.run)(ctx.clone()).await,
+            None => {
+                build_cli(&ctx.registry, ctx.profile).print_help()?;
+                Ok(ExitCode::from(2))
+            }
+        };
+    };
+    match name {
+        "capabilities" => report::capabilities(sub, &ctx).await,
+        "version" => version(sub, &ctx),
+        "tools" => tools(sub, &ctx),
+        "call" => call(sub, &ctx).await,
+        "serve" => serve::serve(&ctx).await,
+        other => {
+            let entry = ctx
+                .registry
+                .commands
+                .get(other)
+                .ok_or_else(|| anyhow!("unknown command `{other}`"))?;
+            (entry.item.1)(sub.clone(), ctx.clone()).await
+        }
+    }
+}
+
+fn version(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let p = ctx.profile;
+    if m.get_flag("json") {
+        let v =
+            serde_json::json!({"profile": p.name, "version": p.version, "build": BuildInfo::of(p)});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", p.describe());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tools(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
+    if m.get_flag("json") {
+        let list: Vec<_> = ctx
+            .registry
+            .tools
+            .iter()
+            .map(|(name, t)| {
+                serde_json::json!({
+                    "name": name,
+                    "capability": t.owner.name,
+                    "description": t.item.description,
+                    "input_schema": t.item.input_schema,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        let w = ctx
+            .registry
+            .tools
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!("{:w$}  {:16}  DESCRIPTION", "TOOL", "CAPABILITY");
+        for (name, t) in &ctx.registry.tools {
+            println!("{name:w$}  {:16}  {}", t.owner.name, t.item.description);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn call(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let tool = m.get_one::<String>("tool").expect("required by clap");
+    let raw = match m.get_one::<String>("input").map(String::as_str) {
+        None => "{}".to_string(),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read tool input from stdin")?;
+            s
+        }
+        Some(s) => s.to_string(),
+    };
+    let input: serde_json::Value = serde_json::from_str(&raw).with_context(|| {
+        format!(
+            "tool input is not valid JSON (line {}); pass an object such as '{{}}'",
+            json_error_line(&raw)
+        )
+    })?;
+    let output = ctx.call(tool, input).await?;
+    if std::io::stdout().is_terminal() {
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        println!("{}", serde_json::to_string(&output)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json_error_line(raw: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .err()
+        .map(|e| e.line())
+        .unwrap_or(0)
+}
+

@@ -1,0 +1,207 @@
+//! The `hakiri` command line: kernel commands plus whatever the linked
+//! capabilities contributed. Bootstrap here; `dispatch` runs a subcommand,
+//! `report` prints `capabilities`, `serve` runs services.
+
+mod dispatch;
+mod report;
+mod serve;
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::profile::Profile;
+use crate::registry::Registry;
+use clap::{Arg, ArgAction, Command};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+/// Entry point of every profile binary.
+pub fn main(profile: &'static Profile) -> ExitCode {
+    run(profile, std::env::args_os().collect())
+}
+
+/// Runs the CLI over `args` (the first is the program name).
+pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
+    let registry = match Registry::from_inventory() {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("hakiri: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = build_cli(&registry, profile);
+    if let Some(name) = first_positional(&args) {
+        if cli.find_subcommand(&name).is_none() {
+            if let Some(err) = profile.lacks("command", &name) {
+                eprintln!("hakiri: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let matches = match cli.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let config = match Config::load(matches.get_one::<PathBuf>("config").map(PathBuf::as_path)) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("hakiri: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // `config check` reports every problem, so it runs before the sections
+    // are bound (binding stops at the first invalid configuration).
+    if matches.subcommand_name() == Some("config") {
+        return config_check(&config, &registry, profile);
+    }
+    let ctx = match Context::new(registry, config, profile) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("hakiri: invalid configuration; `hakiri config check` lists every problem:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hakiri: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch::dispatch(matches, ctx)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hakiri: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first argument that is not an option (nor the value of `--config`).
+fn first_positional(args: &[OsString]) -> Option<String> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" || a == "-c" {
+            it.next();
+        } else if !a.starts_with('-') {
+            return Some(a.into_owned());
+        }
+    }
+    None
+}
+
+/// The kernel's own subcommands; capabilities may not take their names.
+fn kernel_commands() -> Vec<Command> {
+    vec![
+        Command::new("capabilities")
+                .about("List the capabilities linked into this binary")
+                .arg(flag(
+                    "json",
+                    "Print stable JSON (see README: capabilities JSON)",
+                ))
+                .arg(flag(
+                    "check",
+                    "Run every capability's self-check; exit non-zero if one fails",
+                )),
+            Command::new("version")
+                .about("Print version and build information")
+                .arg(flag("json", "Print JSON")),
+            Command::new("tools")
+                .about("List the tools this binary can call")
+                .arg(flag("json", "Print JSON with input schemas")),
+            Command::new("call")
+                .about("Call a tool with JSON input")
+                .arg(
+                    Arg::new("tool")
+                        .required(true)
+                        .help("Tool name (see `hakiri tools`)"),
+                )
+                .arg(Arg::new("input").help("JSON input; `-` reads stdin; default {}")),
+            Command::new("config")
+                .about("Inspect the configuration")
+                .subcommand_required(true)
+                .subcommand(
+                    Command::new("check").about("Validate the configuration against this binary"),
+                ),
+            Command::new("serve").about("Run this binary's long-running services until stopped"),
+    ]
+}
+
+/// Whether `name` is a kernel command (or clap's `help`).
+pub(crate) fn is_kernel_command(name: &str) -> bool {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    name == "help"
+        || NAMES
+            .get_or_init(|| {
+                kernel_commands()
+                    .iter()
+                    .map(|c| c.get_name().to_string())
+                    .collect()
+            })
+            .iter()
+            .any(|n| n == name)
+}
+
+fn build_cli(registry: &Registry, profile: &Profile) -> Command {
+    let mut cli = Command::new("hakiri")
+        .about(format!(
+            "Hakiri data-retrieval runtime for AI agents ({})",
+            profile.name
+        ))
+        .version(profile.version)
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .short('c')
+                .global(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Config file (default: $HAKIRI_CONFIG, else ~/.hakiri/hakiri.toml)"),
+        )
+        .subcommands(kernel_commands());
+    for entry in registry.commands.values() {
+        cli = cli.subcommand(entry.item.0.clone());
+    }
+    cli
+}
+
+fn flag(name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name)
+        .long(name)
+        .action(ArgAction::SetTrue)
+        .help(help)
+}
+
+
+fn config_check(config: &Config, registry: &Registry, profile: &Profile) -> ExitCode {
+    let report = config.check(registry, profile);
+    let source = config
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "no config file (defaults and environment only)".into());
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if report.errors.is_empty() {
+        println!(
+            "config ok: {source}; data_dir {}",
+            config.data_dir.display()
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("config has {} error(s): {source}", report.errors.len());
+        ExitCode::from(2)
+    }
+}
+

@@ -1,0 +1,169 @@
+//! The [`Context`] handed to every handler: configuration (typed sections
+//! parsed once), the registry (tools, extension points, state), the running
+//! profile, and who is calling.
+
+use crate::caller::{Authorizer, CallRequest, Caller};
+use crate::capability::CheckOutcome;
+use crate::config::Config;
+use crate::extension::ExtensionPoint;
+use crate::profile::Profile;
+use crate::registry::Registry;
+use crate::section::{Section, Sections};
+use crate::tool::ToolError;
+use crate::KernelError;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub registry: Arc<Registry>,
+    pub profile: &'static Profile,
+    sections: Arc<Sections>,
+    caller: Caller,
+}
+
+impl Context {
+    /// Binds a registry to a configuration: every registered section is
+    /// parsed here, once; the errors (all of them) name `file:line`. The
+    /// caller is the local user until [`Context::with_caller`] says otherwise.
+    pub fn new(
+        registry: Arc<Registry>,
+        config: Arc<Config>,
+        profile: &'static Profile,
+    ) -> Result<Context, KernelError> {
+        let sections = config
+            .parse_sections(&registry)
+            .map_err(|errors| KernelError::Config(errors.join("\n")))?;
+        Ok(Context {
+            config,
+            registry,
+            profile,
+            sections: Arc::new(sections),
+            caller: Caller::LOCAL,
+        })
+    }
+
+    /// A kernel over every capability linked into this program.
+    pub fn from_inventory(config: Config, profile: &'static Profile) -> Result<Context, KernelError> {
+        Context::new(
+            Arc::new(Registry::from_inventory()?),
+            Arc::new(config),
+            profile,
+        )
+    }
+
+    /// Who this context acts for.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The same kernel acting for `caller`: front ends (MCP, Lambda, the
+    /// cluster API) derive one per request.
+    pub fn with_caller(&self, caller: Caller) -> Context {
+        Context {
+            caller,
+            ..self.clone()
+        }
+    }
+
+    /// The parsed section `[T::NAME]`.
+    ///
+    /// # Panics
+    /// If no linked capability registered `T` with `r.config::<T>()`: a bug
+    /// in the calling capability, not something input can cause.
+    pub fn section<T: Section>(&self) -> Arc<T> {
+        self.sections.get::<T>().unwrap_or_else(|| {
+            panic!(
+                "config section [{}] ({}) is read but was never registered; call r.config::<{}>() in the capability's register function",
+                T::NAME,
+                std::any::type_name::<T>(),
+                std::any::type_name::<T>()
+            )
+        })
+    }
+
+    /// State a capability keeps in this kernel ([`crate::Registrar::state`]).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.registry.state::<T>()
+    }
+
+    /// The implementation of `T` named `name`, if this binary has one.
+    pub fn get<T: ExtensionPoint + ?Sized>(&self, name: &str) -> Option<Arc<T>> {
+        self.registry.get(name)
+    }
+
+    /// Every implementation of `T`, in name order.
+    pub fn all<T: ExtensionPoint + ?Sized>(&self) -> Vec<(&str, Arc<T>)> {
+        self.registry.all()
+    }
+
+    /// Like [`Context::get`], but a missing name is an error that says which
+    /// profile has it, or what this binary has instead.
+    pub fn require<T: ExtensionPoint + ?Sized>(&self, name: &str) -> Result<Arc<T>, KernelError> {
+        if let Some(found) = self.get::<T>(name) {
+            return Ok(found);
+        }
+        if let Some(err) = self.profile.lacks(T::NAME, name) {
+            return Err(err);
+        }
+        let known = self.registry.names::<T>();
+        Err(KernelError::Unknown {
+            what: T::NAME,
+            name: name.to_string(),
+            hint: if known.is_empty() {
+                format!("; this binary has no {}", T::NAME)
+            } else {
+                format!("; this binary has: {}", known.join(", "))
+            },
+        })
+    }
+
+    /// Calls a tool by name for this context's caller, the same way for the
+    /// CLI, MCP and Lambda: every provided [`Authorizer`] must allow it.
+    pub async fn call(&self, tool: &str, input: Value) -> Result<Value, ToolError> {
+        let Some(entry) = self.registry.tools.get(tool) else {
+            if let Some(err) = self.profile.lacks("tool", tool) {
+                return Err(err.into());
+            }
+            let known: Vec<&str> = self.registry.tools.keys().map(String::as_str).collect();
+            return Err(KernelError::Unknown {
+                what: "tool",
+                name: tool.to_string(),
+                hint: format!("; tools in this binary: {}", known.join(", ")),
+            }
+            .into());
+        };
+        self.authorize(tool, &input).await?;
+        (entry.item.handler)(input, self.clone()).await
+    }
+
+    /// Asks every authorizer about a call; the first refusal wins.
+    pub async fn authorize(&self, tool: &str, input: &Value) -> Result<(), ToolError> {
+        for (name, authorizer) in self.registry.all::<dyn Authorizer>() {
+            let request = CallRequest {
+                caller: &self.caller,
+                tool,
+                input,
+                ctx: self,
+            };
+            if let Err(reason) = authorizer.authorize(&request).await {
+                return Err(ToolError::Denied {
+                    tool: tool.to_string(),
+                    caller: self.caller.to_string(),
+                    reason,
+                    authorizer: name.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one capability's self-check; capabilities without one report so.
+    pub async fn check(&self, capability: &str) -> CheckOutcome {
+        match self.registry.checks.get(capability) {
+            Some(check) => check(self.clone()).await,
+            None => CheckOutcome::Failed("capability registered no self-check".into()),
+        }
+    }
+}
