@@ -4,9 +4,10 @@ use crate::graph::Graph;
 use crate::workspace::Workspace;
 use crate::{artifact, mb, probe};
 use anyhow::Result;
+use hakiri_build::CapabilityMeta;
 use hakiri_build::{ProfileManifest, MB};
+use hakiri_kernel::report::{CapabilitiesReport, Contributions};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -95,7 +96,7 @@ fn check_profile(
     // 1. capabilities, as the binary reports them.
     match probe::capabilities(&bin, &home) {
         Ok(json) => {
-            r.capabilities = reported_names(&json);
+            r.capabilities = json.names().into_iter().map(str::to_string).collect();
             for f in check_capabilities(
                 name,
                 &p.capabilities,
@@ -205,23 +206,6 @@ pub fn size_failure(profile: &str, compressed: u64, budget_mb: f64) -> Option<St
         .then(|| format!("{profile} compressed {compressed} > {budget_mb} MB"))
 }
 
-fn reported_names(json: &Value) -> Vec<String> {
-    json["capabilities"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str().map(str::to_string))
-        .collect()
-}
-
-fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
-}
-
 /// Compares a binary's own `capabilities --json` with its manifest: the same
 /// capabilities, none forbidden, each contributing what its manifest declares
 /// and reporting the library versions Cargo resolved.
@@ -229,31 +213,37 @@ pub fn check_capabilities(
     profile: &str,
     declared: &[String],
     forbidden: &[String],
-    json: &Value,
+    report: &CapabilitiesReport,
     root: &Path,
     graph: &Graph,
 ) -> Vec<String> {
     let mut failures = Vec::new();
-    if json["profile"].as_str() != Some(profile) {
+    if report.profile != profile {
         failures.push(format!(
             "{profile} reports itself as profile {}",
-            json["profile"]
+            report.profile
         ));
     }
-    let reported = reported_names(json);
-    for d in declared.iter().filter(|d| !reported.contains(d)) {
+    let reported = report.names();
+    for d in declared.iter().filter(|d| !reported.contains(&d.as_str())) {
         failures.push(format!("{profile} capability {d} is declared in Cargo.toml but not linked (its registration is missing)"));
     }
-    for x in reported.iter().filter(|x| !declared.contains(x)) {
+    for x in reported
+        .iter()
+        .filter(|x| !declared.iter().any(|d| d == *x))
+    {
         failures.push(format!(
             "{profile} reports capability {x} that its Cargo.toml does not declare"
         ));
     }
-    for x in reported.iter().filter(|x| forbidden.contains(x)) {
+    for x in reported
+        .iter()
+        .filter(|x| forbidden.iter().any(|f| f == *x))
+    {
         failures.push(format!("{profile} contains forbidden capability {x}"));
     }
-    for cap in json["capabilities"].as_array().into_iter().flatten() {
-        let name = cap["name"].as_str().unwrap_or_default();
+    for cap in &report.capabilities {
+        let name = cap.name.as_str();
         let meta = match hakiri_build::read_capability(root, name) {
             Ok(m) => m,
             Err(e) => {
@@ -261,38 +251,21 @@ pub fn check_capabilities(
                 continue;
             }
         };
-        let c = &cap["contributes"];
-        let pairs: [(&str, &Vec<String>); 5] = [
-            ("commands", &meta.commands),
-            ("tools", &meta.tools),
-            ("services", &meta.services),
-            ("catalog_schemes", &meta.catalog_schemes),
-            ("connector_kinds", &meta.connector_kinds),
-        ];
-        for (kind, declared) in pairs {
-            let got = strings(&c[kind]);
-            let want: BTreeSet<String> = declared.iter().cloned().collect();
-            if got != want {
-                failures.push(format!("{profile} capability {name} contributes {kind} {got:?} but its manifest declares {want:?}"));
-            }
-        }
-        if c["config_section"].is_string() != meta.config {
-            failures.push(format!("{profile} capability {name}: config section registered = {}, manifest says config = {}", c["config_section"].is_string(), meta.config));
-        }
+        failures.extend(
+            contribution_mismatches(&cap.contributes, &meta)
+                .into_iter()
+                .map(|m| format!("{profile} capability {name} {m}")),
+        );
         let crate_name = format!("{}{name}", hakiri_build::CAPABILITY_PREFIX);
-        let libs: Vec<&Value> = cap["libraries"].as_array().into_iter().flatten().collect();
-        if libs.len() != meta.libraries.len() {
+        if cap.libraries.len() != meta.libraries.len() {
             failures.push(format!(
                 "{profile} capability {name} reports {} libraries, its manifest names {}",
-                libs.len(),
+                cap.libraries.len(),
                 meta.libraries.len()
             ));
         }
-        for lib in libs {
-            let (lname, version) = (
-                lib["name"].as_str().unwrap_or_default(),
-                lib["version"].as_str().unwrap_or_default(),
-            );
+        for lib in &cap.libraries {
+            let (lname, version) = (lib.name.as_str(), lib.version.as_str());
             match graph.dependency_version(&crate_name, lname) {
                 Some(v) if v == version => {}
                 Some(v) => failures.push(format!("{profile} capability {name} reports {lname} {version} but links {lname} {v}")),
@@ -301,6 +274,44 @@ pub fn check_capabilities(
         }
     }
     failures
+}
+
+/// Where what a capability registered differs from what its manifest says
+/// (the manifest feeds the "part of another profile" hints, so it must be exact).
+fn contribution_mismatches(got: &Contributions, meta: &CapabilityMeta) -> Vec<String> {
+    fn set(v: &[String]) -> BTreeSet<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let mut out = Vec::new();
+    let lists: [(&str, &Vec<String>, &Vec<String>); 4] = [
+        ("commands", &got.commands, &meta.commands),
+        ("tools", &got.tools, &meta.tools),
+        ("services", &got.services, &meta.services),
+        ("config", &got.config, &meta.config),
+    ];
+    for (kind, got, want) in lists {
+        if set(got) != set(want) {
+            out.push(format!(
+                "contributes {kind} {:?} but its manifest declares {:?}",
+                set(got),
+                set(want)
+            ));
+        }
+    }
+    let empty = Vec::new();
+    let points: BTreeSet<&String> = got.provides.keys().chain(meta.provides.keys()).collect();
+    for point in points {
+        let g = got.provides.get(point).unwrap_or(&empty);
+        let w = meta.provides.get(point).unwrap_or(&empty);
+        if set(g) != set(w) {
+            out.push(format!(
+                "provides {point} {:?} but its manifest declares {:?}",
+                set(g),
+                set(w)
+            ));
+        }
+    }
+    out
 }
 
 pub fn render_table(report: &Report) -> String {

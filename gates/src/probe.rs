@@ -1,6 +1,7 @@
 //! Runs a built binary the way users do and measures it.
 
 use anyhow::{bail, Context, Result};
+use hakiri_kernel::report::{CapabilitiesReport, SCHEMA_VERSION};
 use hakiri_testkit::command;
 use hakiri_testkit::lambda::{Emulator, Kind};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ pub fn scratch_home(tag: &str) -> Result<PathBuf> {
 }
 
 /// `bin capabilities --json`.
-pub fn capabilities(bin: &Path, home: &Path) -> Result<serde_json::Value> {
+pub fn capabilities(bin: &Path, home: &Path) -> Result<CapabilitiesReport> {
     let out = command(bin, home)
         .args(["capabilities", "--json"])
         .output()
@@ -28,8 +29,21 @@ pub fn capabilities(bin: &Path, home: &Path) -> Result<serde_json::Value> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("{} capabilities --json printed invalid JSON", bin.display()))
+    let version: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{} capabilities --json printed invalid JSON", bin.display()))?;
+    if version["schema_version"] != SCHEMA_VERSION {
+        bail!(
+            "{} prints capabilities schema_version {}; these gates read {SCHEMA_VERSION}",
+            bin.display(),
+            version["schema_version"]
+        );
+    }
+    serde_json::from_value(version).with_context(|| {
+        format!(
+            "{} capabilities --json does not match the report schema",
+            bin.display()
+        )
+    })
 }
 
 /// Resident set size of a live process, in bytes.

@@ -4,6 +4,7 @@
 use crate::workspace::Workspace;
 use crate::{mb, probe};
 use anyhow::{bail, Context, Result};
+use hakiri_testkit::service_addr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -75,17 +76,6 @@ pub fn http(
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((status, head.to_string(), body.to_string()))
-}
-
-/// `host:port` of the service named `service` in a `… ready: a on http://x/y, …` line.
-fn service_addr(ready: &str, service: &str) -> Option<String> {
-    let list = ready.split(" ready: ").nth(1)?;
-    let entry = list
-        .split(", ")
-        .find(|e| e.starts_with(&format!("{service} on ")))?;
-    let url = entry.split(" on ").nth(1)?;
-    let rest = url.strip_prefix("http://")?;
-    Some(rest.split('/').next()?.to_string())
 }
 
 /// Makes calls against the daemon.
@@ -263,15 +253,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_durations_and_ready_lines() {
+    fn parses_durations() {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("5 weeks").is_err());
-        let ready = "hakiri-full ready: mcp on http://127.0.0.1:4312/mcp, raft";
-        assert_eq!(
-            service_addr(ready, "mcp").as_deref(),
-            Some("127.0.0.1:4312")
-        );
-        assert_eq!(service_addr(ready, "coord-api"), None);
     }
 }

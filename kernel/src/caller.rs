@@ -5,8 +5,8 @@
 //! them must allow the call. With none provided, every call is allowed: that
 //! is the kernel's whole policy, and an auth capability replaces it.
 
-use crate::extension::ExtensionPoint;
 use crate::context::Context;
+use crate::extension::ExtensionPoint;
 use crate::BoxFuture;
 use serde_json::Value;
 use std::fmt;
@@ -24,8 +24,7 @@ impl Credential {
     pub fn from_bearer(header: &str) -> Option<Credential> {
         let (scheme, token) = header.trim().split_once(' ')?;
         let token = token.trim();
-        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
-            .then(|| Credential::new(token))
+        (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| Credential::new(token))
     }
 
     /// The token text, for a verifier. Do not log it.

@@ -27,6 +27,26 @@ pub struct Capability {
     pub register: fn(&mut Registrar) -> Result<(), KernelError>,
 }
 
+impl Capability {
+    /// A capability described inline rather than by [`capability!`]
+    /// (tests, or a program registering its own tools): no libraries,
+    /// version `0.0.0`. Pass it to [`crate::Registry::from_capabilities`].
+    pub const fn inline(
+        name: &'static str,
+        crate_name: &'static str,
+        register: fn(&mut Registrar) -> Result<(), KernelError>,
+    ) -> Capability {
+        Capability {
+            name,
+            crate_name,
+            version: "0.0.0",
+            summary: "",
+            libraries: &[],
+            register,
+        }
+    }
+}
+
 inventory::collect!(Capability);
 
 /// Every capability linked into this program, in name order.

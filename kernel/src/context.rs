@@ -9,6 +9,7 @@ use crate::extension::ExtensionPoint;
 use crate::profile::Profile;
 use crate::registry::Registry;
 use crate::section::{Section, Sections};
+use crate::service::{RunningService, Shutdown};
 use crate::tool::ToolError;
 use crate::KernelError;
 use serde_json::Value;
@@ -45,7 +46,10 @@ impl Context {
     }
 
     /// A kernel over every capability linked into this program.
-    pub fn from_inventory(config: Config, profile: &'static Profile) -> Result<Context, KernelError> {
+    pub fn from_inventory(
+        config: Config,
+        profile: &'static Profile,
+    ) -> Result<Context, KernelError> {
         Context::new(
             Arc::new(Registry::from_inventory()?),
             Arc::new(config),
@@ -157,6 +161,23 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    /// Starts the service `name` (what `serve` does for each): it binds what
+    /// it needs and returns the future that runs it until `shutdown`.
+    pub async fn start_service(
+        &self,
+        name: &str,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<RunningService> {
+        let Some(service) = self.registry.services.get(name) else {
+            let known: Vec<&str> = self.registry.services.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "unknown service `{name}`; services here: {}",
+                known.join(", ")
+            );
+        };
+        (service.item)(self.clone(), shutdown).await
     }
 
     /// Runs one capability's self-check; capabilities without one report so.

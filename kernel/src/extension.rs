@@ -42,8 +42,12 @@ pub(crate) struct Provisions {
 /// Why a provision was refused.
 pub(crate) enum Refused {
     /// Another type already uses this extension point name.
-    PointName { existing: &'static str },
-    Duplicate { first: &'static Capability },
+    PointName {
+        existing: &'static str,
+    },
+    Duplicate {
+        first: &'static Capability,
+    },
 }
 
 impl Provisions {

@@ -253,7 +253,12 @@ impl Registrar<'_> {
         validate_name(self.owner, "config section", T::NAME)?;
         match self.reg.config_sections.get(T::NAME) {
             Some(first) if first.item.type_id != decl.type_id => {
-                return Err(duplicate("config section", T::NAME, first.owner, self.owner))
+                return Err(duplicate(
+                    "config section",
+                    T::NAME,
+                    first.owner,
+                    self.owner,
+                ))
             }
             Some(_) => {}
             None => {
@@ -326,4 +331,3 @@ impl Registrar<'_> {
         });
     }
 }
-

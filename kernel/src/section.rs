@@ -48,9 +48,10 @@ impl SectionDecl {
         fn parse<T: Section>(v: Option<&toml::Value>) -> Result<Parsed, String> {
             let t: T = match v {
                 None => T::default(),
-                Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
-                    e.message().to_string()
-                })?,
+                Some(v) => v
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| e.message().to_string())?,
             };
             Ok(Arc::new(t))
         }

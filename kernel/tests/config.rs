@@ -1,6 +1,8 @@
 //! Configuration: file, environment overrides, and clear errors.
 
-use hakiri_kernel::{Capability, Config, Context, KernelError, Profile, Registrar, Registry, Section};
+use hakiri_kernel::{
+    Capability, Config, Context, KernelError, Profile, Registrar, Registry, Section,
+};
 use std::path::Path;
 
 #[derive(serde::Deserialize, Default)]
@@ -18,14 +20,7 @@ fn engine(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<EngineConfig>()
 }
 
-static ENGINE: Capability = Capability {
-    name: "engine",
-    crate_name: "hakiri-cap-engine",
-    version: "0.0.0",
-    summary: "test",
-    libraries: &[],
-    register: engine,
-};
+static ENGINE: Capability = Capability::inline("engine", "hakiri-cap-engine", engine);
 
 static CORE: Profile = Profile {
     elsewhere: &[hakiri_kernel::Elsewhere {
@@ -132,14 +127,8 @@ fn bad_env_value_is_attributed_to_the_variable() {
     );
 }
 
-static CAP_ENGINE_TOO: Capability = Capability {
-    name: "engine-too",
-    crate_name: "hakiri-cap-engine-too",
-    version: "0.0.0",
-    summary: "reads the same section",
-    libraries: &[],
-    register: engine,
-};
+static CAP_ENGINE_TOO: Capability =
+    Capability::inline("engine-too", "hakiri-cap-engine-too", engine);
 
 /// A different type claiming `[engine]`.
 #[derive(serde::Deserialize, Default)]
@@ -149,14 +138,10 @@ impl Section for OtherEngine {
     const NAME: &'static str = "engine";
 }
 
-static CAP_OTHER_ENGINE: Capability = Capability {
-    name: "other-engine",
-    crate_name: "hakiri-cap-other-engine",
-    version: "0.0.0",
-    summary: "claims [engine] with another type",
-    libraries: &[],
-    register: |r| r.config::<OtherEngine>(),
-};
+static CAP_OTHER_ENGINE: Capability =
+    Capability::inline("other-engine", "hakiri-cap-other-engine", |r| {
+        r.config::<OtherEngine>()
+    });
 
 fn bind(text: &str, caps: Vec<&'static Capability>) -> Result<Context, KernelError> {
     let cfg = Config::parse(text, Some(Path::new("h.toml")))?;
@@ -183,7 +168,10 @@ fn section_errors_point_at_dotted_keys_and_inline_tables() {
         ("[engine]\n\n\nthreads = -1\n", 4),
         ("[engine]\nthreads = 1\nthreadz = 2\n", 3),
     ] {
-        let err = bind(text, vec![&ENGINE]).err().expect("refused").to_string();
+        let err = bind(text, vec![&ENGINE])
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(
             err.starts_with(&format!("h.toml:{line}: [engine]: ")),
             "{text:?}: {err}"

@@ -33,28 +33,13 @@ impl Greeter for French {
     }
 }
 
-const fn cap(
-    name: &'static str,
-    crate_name: &'static str,
-    register: fn(&mut Registrar) -> Result<(), KernelError>,
-) -> Capability {
-    Capability {
-        name,
-        crate_name,
-        version: "0.0.0",
-        summary: "test",
-        libraries: &[],
-        register,
-    }
-}
-
-static EN: Capability = cap("greet-en", "crate-en", |r| {
+static EN: Capability = Capability::inline("greet-en", "crate-en", |r| {
     r.provide::<dyn Greeter>("en", Arc::new(English))
 });
-static FR: Capability = cap("greet-fr", "crate-fr", |r| {
+static FR: Capability = Capability::inline("greet-fr", "crate-fr", |r| {
     r.provide::<dyn Greeter>("fr", Arc::new(French))
 });
-static FR_AGAIN: Capability = cap("greet-fr2", "crate-fr-again", |r| {
+static FR_AGAIN: Capability = Capability::inline("greet-fr2", "crate-fr-again", |r| {
     r.provide::<dyn Greeter>("fr", Arc::new(French))
 });
 
@@ -65,7 +50,7 @@ impl ExtensionPoint for dyn Impostor {
 }
 struct Nobody;
 impl Impostor for Nobody {}
-static IMPOSTOR: Capability = cap("impostor", "crate-impostor", |r| {
+static IMPOSTOR: Capability = Capability::inline("impostor", "crate-impostor", |r| {
     r.provide::<dyn Impostor>("x", Arc::new(Nobody))
 });
 
@@ -91,7 +76,10 @@ fn ctx(caps: Vec<&'static Capability>) -> Context {
 #[test]
 fn two_capabilities_provide_and_any_looks_up() {
     let ctx = ctx(vec![&EN, &FR]);
-    assert_eq!(ctx.get::<dyn Greeter>("fr").unwrap().greet("a"), "bonjour a");
+    assert_eq!(
+        ctx.get::<dyn Greeter>("fr").unwrap().greet("a"),
+        "bonjour a"
+    );
     let all: Vec<String> = ctx
         .all::<dyn Greeter>()
         .iter()
@@ -100,7 +88,10 @@ fn two_capabilities_provide_and_any_looks_up() {
     assert_eq!(all, ["en: hello b", "fr: bonjour b"]);
     let reg = &ctx.registry;
     assert_eq!(reg.contributions["greet-en"].provides["greeter"], ["en"]);
-    assert_eq!(reg.provider::<dyn Greeter>("fr").unwrap().crate_name, "crate-fr");
+    assert_eq!(
+        reg.provider::<dyn Greeter>("fr").unwrap().crate_name,
+        "crate-fr"
+    );
     assert!(ctx.get::<dyn Greeter>("it").is_none());
 }
 
@@ -131,7 +122,9 @@ fn duplicates_and_name_clashes_are_refused_with_both_crates() {
         .unwrap()
         .to_string();
     assert!(
-        clash.contains("`greeter`") && clash.contains("Impostor") && clash.contains("crate-impostor"),
+        clash.contains("`greeter`")
+            && clash.contains("Impostor")
+            && clash.contains("crate-impostor"),
         "{clash}"
     );
 }
@@ -161,8 +154,8 @@ fn whoami(r: &mut Registrar) -> Result<(), KernelError> {
         },
     ))
 }
-static WHOAMI: Capability = cap("whoami", "crate-whoami", whoami);
-static GUARD: Capability = cap("guard", "crate-guard", |r| {
+static WHOAMI: Capability = Capability::inline("whoami", "crate-whoami", whoami);
+static GUARD: Capability = Capability::inline("guard", "crate-guard", |r| {
     r.provide::<dyn Authorizer>("token", Arc::new(TokenRequired))
 });
 
@@ -234,8 +227,8 @@ fn counting(r: &mut Registrar) -> Result<(), KernelError> {
         },
     ))
 }
-static COUNTING: Capability = cap("counting", "crate-counting", counting);
-static COUNTING_TWICE: Capability = cap("counting2", "crate-counting-twice", |r| {
+static COUNTING: Capability = Capability::inline("counting", "crate-counting", counting);
+static COUNTING_TWICE: Capability = Capability::inline("counting2", "crate-counting-twice", |r| {
     r.state(Counter::default())
 });
 
@@ -251,5 +244,8 @@ async fn two_kernels_in_one_process_keep_their_own_state() {
         .err()
         .unwrap()
         .to_string();
-    assert!(dup.contains("crate-counting") && dup.contains("crate-counting-twice"), "{dup}");
+    assert!(
+        dup.contains("crate-counting") && dup.contains("crate-counting-twice"),
+        "{dup}"
+    );
 }

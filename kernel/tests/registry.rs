@@ -23,26 +23,11 @@ fn nothing(_r: &mut Registrar) -> Result<(), KernelError> {
     Ok(())
 }
 
-const fn cap(
-    name: &'static str,
-    crate_name: &'static str,
-    register: fn(&mut Registrar) -> Result<(), KernelError>,
-) -> Capability {
-    Capability {
-        name,
-        crate_name,
-        version: "0.0.0",
-        summary: "test",
-        libraries: &[],
-        register,
-    }
-}
-
-static ECHO_A: Capability = cap("echo-a", "crate-a", echo);
-static ECHO_B: Capability = cap("echo-b", "crate-b", echo);
-static SAME_1: Capability = cap("same", "crate-one", nothing);
-static SAME_2: Capability = cap("same", "crate-two", nothing);
-static BAD_NAME: Capability = cap("Bad Name", "crate-bad", nothing);
+static ECHO_A: Capability = Capability::inline("echo-a", "crate-a", echo);
+static ECHO_B: Capability = Capability::inline("echo-b", "crate-b", echo);
+static SAME_1: Capability = Capability::inline("same", "crate-one", nothing);
+static SAME_2: Capability = Capability::inline("same", "crate-two", nothing);
+static BAD_NAME: Capability = Capability::inline("Bad Name", "crate-bad", nothing);
 
 static FULL_ONLY: Profile = Profile {
     elsewhere: &[hakiri_kernel::Elsewhere {

@@ -26,7 +26,7 @@ struct VerifyInput {
     public_key: String,
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 struct VerifyOutput {
     valid: bool,
     blocks: usize,
@@ -80,5 +80,56 @@ fn self_check() -> CheckOutcome {
         Ok(s) if s.starts_with("BUG") => CheckOutcome::Failed(s),
         Ok(s) => CheckOutcome::Ok(s),
         Err(e) => CheckOutcome::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use biscuit_auth::KeyPair;
+
+    fn minted() -> (String, String) {
+        let root = KeyPair::new();
+        let token = biscuit!(r#"right("sales", "read");"#).build(&root).unwrap();
+        (
+            token.to_base64().unwrap(),
+            hex::encode(root.public().to_bytes()),
+        )
+    }
+
+    #[test]
+    fn verifies_a_token_under_its_root_key() {
+        let (token, public_key) = minted();
+        let out = verify(&VerifyInput { token, public_key }).unwrap();
+        assert!(out.valid);
+        assert_eq!(out.blocks, 1);
+        assert_eq!(out.revocation_ids.len(), 1);
+    }
+
+    #[test]
+    fn refuses_other_keys_garbage_and_bad_hex() {
+        let (token, _) = minted();
+        let (_, other_key) = minted();
+        let wrong = verify(&VerifyInput {
+            token: token.clone(),
+            public_key: other_key,
+        });
+        assert!(wrong.unwrap_err().starts_with("token does not verify"));
+        let (_, key) = minted();
+        let garbage = verify(&VerifyInput {
+            token: "not-a-token".into(),
+            public_key: key,
+        });
+        assert!(garbage.unwrap_err().starts_with("token does not verify"));
+        let hex = verify(&VerifyInput {
+            token,
+            public_key: "zz".into(),
+        });
+        assert!(hex.unwrap_err().contains("hex-encoded"));
+    }
+
+    #[test]
+    fn self_check_reads_and_refuses_a_write() {
+        assert!(matches!(self_check(), CheckOutcome::Ok(s) if s.contains("write denied")));
     }
 }

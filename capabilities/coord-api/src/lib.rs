@@ -272,7 +272,9 @@ mod tests {
     fn config_defaults_and_rejects_unknown_keys() {
         assert_eq!(ctx("").section::<CoordApiConfig>().listen, "127.0.0.1:7979");
         let c = Config::parse("[coord-api]\nport = 1\n", None).unwrap();
-        let err = Context::from_inventory(c, &PROFILE).err().expect("unknown key refused");
+        let err = Context::from_inventory(c, &PROFILE)
+            .err()
+            .expect("unknown key refused");
         assert!(err.to_string().contains("unknown field `port`"), "{err}");
     }
 }

@@ -46,7 +46,7 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
         bail!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a whole number of MB");
     }
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let ctx = ctx.with_caller(caller(&event));
+        let ctx = ctx.with_caller(caller(&event.context.request_id, &event.payload));
         async move { handle(&ctx, event.payload).await }
     });
     lambda_runtime::run(handler)
@@ -57,10 +57,10 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
 
 /// The caller of an invocation: IAM admitted it; a `token` field in the event
 /// is its credential, which an authorizer then enforces.
-fn caller(event: &LambdaEvent<Value>) -> Caller {
+fn caller(request_id: &str, event: &Value) -> Caller {
     Caller::Lambda {
-        request_id: event.context.request_id.clone(),
-        credential: event.payload["token"].as_str().map(Credential::new),
+        request_id: request_id.to_string(),
+        credential: event["token"].as_str().map(Credential::new),
     }
 }
 
@@ -121,5 +121,52 @@ fn self_check() -> anyhow::Result<CheckOutcome> {
         None => Ok(CheckOutcome::Failed(
             "bootstrap did not answer within 10 s".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hakiri_kernel::{Config, Profile};
+
+    static PROFILE: Profile = hakiri_kernel::embedded_profile!("lambda-test");
+
+    fn ctx() -> Context {
+        Context::from_inventory(Config::default(), &PROFILE).unwrap()
+    }
+
+    #[tokio::test]
+    async fn events_without_a_tool_describe_the_function() {
+        let v = handle(&ctx(), json!({})).await.unwrap();
+        assert_eq!(v["profile"], "lambda-test");
+        assert!(v["tools"].is_array(), "{v}");
+    }
+
+    #[tokio::test]
+    async fn bad_events_get_diagnostics_naming_the_problem() {
+        let e = handle(&ctx(), json!({"tool": 5})).await.unwrap_err();
+        assert_eq!(e.error_type, "InvalidEvent");
+        assert!(
+            e.error_message.contains("must be a tool name string"),
+            "{}",
+            e.error_message
+        );
+        let e = handle(&ctx(), json!({"tool": "no.such"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, "ToolError");
+        assert!(
+            e.error_message.contains("unknown tool `no.such`"),
+            "{}",
+            e.error_message
+        );
+    }
+
+    #[test]
+    fn the_event_token_is_the_callers_credential() {
+        let c = caller("req-1", &json!({"token": "abc", "tool": "x"}));
+        assert_eq!(c.credential().map(|t| t.expose()), Some("abc"));
+        assert_eq!(c.to_string(), "Lambda request req-1");
+        assert!(caller("req-2", &json!({})).credential().is_none());
     }
 }

@@ -69,9 +69,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "Status of this kernel's Raft node: id, state, term, leader and last log index",
         |_input: StatusInput, ctx| async move {
             let raft = running(&ctx).ok_or_else(|| {
-                ToolError::Failed(
-                    "raft is not running here; start it with `hakiri serve`".into(),
-                )
+                ToolError::Failed("raft is not running here; start it with `hakiri serve`".into())
             })?;
             let metrics = raft.metrics().borrow().clone();
             Ok(Status::from(&metrics))
@@ -306,7 +304,9 @@ mod tests {
             }
         );
         let c = Config::parse("[raft]\nnode = 7\n", None).unwrap();
-        let err = Context::from_inventory(c, &PROFILE).err().expect("unknown key refused");
+        let err = Context::from_inventory(c, &PROFILE)
+            .err()
+            .expect("unknown key refused");
         assert!(err.to_string().contains("[raft]"), "{err}");
         let reg = Registry::from_inventory().unwrap();
         assert!(reg.config_sections.contains_key("raft"));
@@ -323,8 +323,14 @@ mod tests {
             let svc = start(c.clone(), shutdown.clone()).await.expect("starts");
             runs.push(tokio::spawn(svc.run));
         }
-        assert_eq!(a.call("raft.status", json!({})).await.unwrap()["node_id"], 1);
-        assert_eq!(b.call("raft.status", json!({})).await.unwrap()["node_id"], 2);
+        assert_eq!(
+            a.call("raft.status", json!({})).await.unwrap()["node_id"],
+            1
+        );
+        assert_eq!(
+            b.call("raft.status", json!({})).await.unwrap()["node_id"],
+            2
+        );
         let _ = trigger.send(true);
         for run in runs {
             run.await.unwrap().unwrap();

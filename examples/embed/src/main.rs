@@ -1,32 +1,31 @@
-//! Embedding Hakiri in your own program: depend on `hakiri-kernel` and the
-//! capability crates you want, reference them so they are linked, and use the
-//! same registry and tools the `hakiri` binaries use.
+//! Embedding Hakiri: depend on `hakiri-kernel` and the capability crates you
+//! want, reference them so they are linked, and use the same registry, tools
+//! and services the `hakiri` binaries use. Each [`Context`] is one kernel with
+//! its own configuration and state, so a program may run several.
 
 // Without these lines the crates are not linked and their registrations vanish.
 use hakiri_cap_auth as _;
+use hakiri_cap_raft as _;
 use hakiri_cap_vector as _;
 
-use hakiri_kernel::{Config, Context, Profile, Registry};
+use hakiri_kernel::{Config, Context, Profile, Shutdown};
 use serde_json::json;
-use std::sync::Arc;
 
-static PROFILE: Profile = Profile::embedded("my-app");
+static PROFILE: Profile = hakiri_kernel::embedded_profile!("my-app");
 
-/// The registry and a context over this program's linked capabilities.
-fn context() -> anyhow::Result<Context> {
-    let registry = Registry::from_inventory()?;
-    Ok(Context::new(
-        Arc::new(registry),
-        Arc::new(Config::load(None)?),
+/// One kernel over this program's linked capabilities, configured by `toml`.
+fn kernel(toml: &str) -> anyhow::Result<Context> {
+    Ok(Context::from_inventory(
+        Config::parse(toml, None)?,
         &PROFILE,
-    ))
+    )?)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let ctx = context()?;
+    let ctx = kernel("")?;
     let names: Vec<&str> = ctx.registry.capabilities.iter().map(|c| c.name).collect();
-    println!("capabilities: {}", names.join(", "));
+    println!("{}: capabilities {}", PROFILE.describe(), names.join(", "));
     let hits = ctx
         .call(
             "vector.nearest",
@@ -34,6 +33,23 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     println!("nearest: {hits}");
+
+    // Two kernels in one process, each with its own config and its own Raft node.
+    let (stop, shutdown) = Shutdown::new();
+    let mut running = Vec::new();
+    for node_id in [1, 2] {
+        let k = kernel(&format!("[raft]\nnode_id = {node_id}\n"))?;
+        let svc = k.start_service("raft", shutdown.clone()).await?;
+        running.push(tokio::spawn(svc.run));
+        println!(
+            "kernel {node_id}: {}",
+            k.call("raft.status", json!({})).await?
+        );
+    }
+    let _ = stop.send(true);
+    for r in running {
+        r.await??;
+    }
     Ok(())
 }
 
@@ -43,9 +59,9 @@ mod tests {
 
     #[tokio::test]
     async fn embedded_registry_calls_tools_and_runs_checks() {
-        let ctx = context().unwrap();
+        let ctx = kernel("").unwrap();
         let names: Vec<&str> = ctx.registry.capabilities.iter().map(|c| c.name).collect();
-        assert_eq!(names, ["auth", "vector"]);
+        assert_eq!(names, ["auth", "raft", "vector"]);
         let hits = ctx
             .call(
                 "vector.nearest",
@@ -66,5 +82,39 @@ mod tests {
             err.to_string().contains("unknown tool `engine.query`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_profile_reports_this_programs_version() {
+        assert_eq!(PROFILE.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            PROFILE.describe(),
+            format!("my-app {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[tokio::test]
+    async fn two_kernels_with_different_configs_share_no_state() {
+        let (a, b) = (
+            kernel("[raft]\nnode_id = 11\n").unwrap(),
+            kernel("[raft]\nnode_id = 12\n").unwrap(),
+        );
+        let (stop, shutdown) = Shutdown::new();
+        let run_a = tokio::spawn(a.start_service("raft", shutdown.clone()).await.unwrap().run);
+        // b runs no node: a's must not be visible through b.
+        let from_b = b.call("raft.status", json!({})).await;
+        assert!(from_b.is_err(), "b sees a's node: {from_b:?}");
+        let run_b = tokio::spawn(b.start_service("raft", shutdown).await.unwrap().run);
+        assert_eq!(
+            a.call("raft.status", json!({})).await.unwrap()["node_id"],
+            11
+        );
+        assert_eq!(
+            b.call("raft.status", json!({})).await.unwrap()["node_id"],
+            12
+        );
+        let _ = stop.send(true);
+        run_a.await.unwrap().unwrap();
+        run_b.await.unwrap().unwrap();
     }
 }

@@ -115,4 +115,3 @@ fn json_error_line(raw: &str) -> usize {
         .map(|e| e.line())
         .unwrap_or(0)
 }
-

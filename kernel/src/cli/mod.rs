@@ -61,7 +61,9 @@ pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
     let ctx = match Context::new(registry, config, profile) {
         Ok(ctx) => ctx,
         Err(e) => {
-            eprintln!("hakiri: invalid configuration; `hakiri config check` lists every problem:\n{e}");
+            eprintln!(
+                "hakiri: invalid configuration; `hakiri config check` lists every problem:\n{e}"
+            );
             return ExitCode::from(2);
         }
     };
@@ -102,36 +104,36 @@ fn first_positional(args: &[OsString]) -> Option<String> {
 fn kernel_commands() -> Vec<Command> {
     vec![
         Command::new("capabilities")
-                .about("List the capabilities linked into this binary")
-                .arg(flag(
-                    "json",
-                    "Print stable JSON (see README: capabilities JSON)",
-                ))
-                .arg(flag(
-                    "check",
-                    "Run every capability's self-check; exit non-zero if one fails",
-                )),
-            Command::new("version")
-                .about("Print version and build information")
-                .arg(flag("json", "Print JSON")),
-            Command::new("tools")
-                .about("List the tools this binary can call")
-                .arg(flag("json", "Print JSON with input schemas")),
-            Command::new("call")
-                .about("Call a tool with JSON input")
-                .arg(
-                    Arg::new("tool")
-                        .required(true)
-                        .help("Tool name (see `hakiri tools`)"),
-                )
-                .arg(Arg::new("input").help("JSON input; `-` reads stdin; default {}")),
-            Command::new("config")
-                .about("Inspect the configuration")
-                .subcommand_required(true)
-                .subcommand(
-                    Command::new("check").about("Validate the configuration against this binary"),
-                ),
-            Command::new("serve").about("Run this binary's long-running services until stopped"),
+            .about("List the capabilities linked into this binary")
+            .arg(flag(
+                "json",
+                "Print stable JSON (see README: capabilities JSON)",
+            ))
+            .arg(flag(
+                "check",
+                "Run every capability's self-check; exit non-zero if one fails",
+            )),
+        Command::new("version")
+            .about("Print version and build information")
+            .arg(flag("json", "Print JSON")),
+        Command::new("tools")
+            .about("List the tools this binary can call")
+            .arg(flag("json", "Print JSON with input schemas")),
+        Command::new("call")
+            .about("Call a tool with JSON input")
+            .arg(
+                Arg::new("tool")
+                    .required(true)
+                    .help("Tool name (see `hakiri tools`)"),
+            )
+            .arg(Arg::new("input").help("JSON input; `-` reads stdin; default {}")),
+        Command::new("config")
+            .about("Inspect the configuration")
+            .subcommand_required(true)
+            .subcommand(
+                Command::new("check").about("Validate the configuration against this binary"),
+            ),
+        Command::new("serve").about("Run this binary's long-running services until stopped"),
     ]
 }
 
@@ -179,7 +181,6 @@ fn flag(name: &'static str, help: &'static str) -> Arg {
         .help(help)
 }
 
-
 fn config_check(config: &Config, registry: &Registry, profile: &Profile) -> ExitCode {
     let report = config.check(registry, profile);
     let source = config
@@ -204,4 +205,3 @@ fn config_check(config: &Config, registry: &Registry, profile: &Profile) -> Exit
         ExitCode::from(2)
     }
 }
-

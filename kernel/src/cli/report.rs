@@ -115,4 +115,3 @@ fn print_capabilities(ctx: &Context, r: &CapabilitiesReport) {
         );
     }
 }
-

@@ -22,6 +22,35 @@ fn holds_only_coordinator_capabilities() {
     assert!(text(&out.stdout).contains("single-node leader elected"));
 }
 
+/// The kernel carries no data-path vocabulary: coord's own reports say
+/// nothing of catalogs, connectors or datasets.
+#[test]
+fn reports_nothing_of_the_data_path() {
+    let home = Home::new();
+    let caps = text(&hakiri(home.path(), &["capabilities", "--json"]).stdout);
+    let config = hakiri(home.path(), &["config", "check"]);
+    assert!(config.status.success(), "{}", text(&config.stderr));
+    let config = text(&config.stdout) + &text(&config.stderr);
+    for report in [&caps, &config] {
+        for word in ["catalog", "connector", "dataset"] {
+            assert!(
+                !report.to_lowercase().contains(word),
+                "`{word}` in: {report}"
+            );
+        }
+    }
+    // A shared config file's [catalog] is noted as another profile's.
+    home.write_config("[catalog]\nurl = \"sqlite://\"\n");
+    let out = hakiri(home.path(), &["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("part of hakiri-core and hakiri-full; this binary is hakiri-coord"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn engine_commands_point_elsewhere() {
     let home = Home::new();

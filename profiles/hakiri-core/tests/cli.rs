@@ -140,7 +140,16 @@ fn config_is_checked_against_this_binary() {
     let out = hakiri(home.path(), &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("hakiri.toml:2: [engine] threads: invalid type"),
+        text(&out.stderr).contains("hakiri.toml:2: [engine]: invalid type"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Sections are parsed once at start-up: a command refuses to run on them.
+    let out = hakiri(home.path(), &["datasets"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("invalid configuration")
+            && text(&out.stderr).contains("hakiri.toml:2: [engine]: invalid type"),
         "{}",
         text(&out.stderr)
     );
@@ -157,6 +166,28 @@ fn config_is_checked_against_this_binary() {
     let missing = hakiri(home.path(), &["--config", "/nonexistent/h.toml", "version"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("cannot read config file /nonexistent/h.toml"));
+}
+
+#[test]
+fn a_catalog_of_another_profile_names_that_profile() {
+    let home = Home::new();
+    home.write_config("[catalog]\nurl = \"postgres://u@127.0.0.1:1/db\"\n");
+    let out = hakiri(home.path(), &["datasets"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "catalog `postgres://u@127.0.0.1:1/db`: `postgres` is part of hakiri-full; this binary is hakiri-core"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    home.write_config("[catalog]\nurl = \"nosuch://x\"\n");
+    let out = hakiri(home.path(), &["datasets"]);
+    assert!(
+        text(&out.stderr).contains("unknown catalog `nosuch`; this binary has: sqlite"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

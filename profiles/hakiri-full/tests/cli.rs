@@ -187,7 +187,7 @@ fn datasets_live_in_a_postgres_catalog_when_configured() {
     let csv = home.path().join("s.csv");
     std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
     let run = |args: &[&str]| {
-        hakiri_testkit::run_with(BIN, home.path(), args, &[("HAKIRI_CATALOG", &pg)], &[])
+        hakiri_testkit::run_with(BIN, home.path(), args, &[("HAKIRI_CATALOG__URL", &pg)], &[])
     };
     let out = run(&["ingest", csv.to_str().unwrap(), "--as", &name, "-q"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
