@@ -24,7 +24,7 @@ const SELECTOR_VARS: &[&str] = &["HAKIRI_CONFIG", "HAKIRI_HOME"];
 pub struct Config {
     /// The file read, if one was.
     pub path: Option<PathBuf>,
-    /// Where Hakiri keeps its data and catalog.
+    /// Where Hakiri keeps its data (the home, unless `data_dir` is set).
     pub data_dir: PathBuf,
     table: toml::Table,
     text: String,

@@ -5,12 +5,12 @@
 //!
 //! ```ignore
 //! // In a library crate both sides depend on:
-//! pub trait CatalogBackend: Send + Sync { /* … */ }
-//! impl hakiri_kernel::ExtensionPoint for dyn CatalogBackend { const NAME: &'static str = "catalog"; }
+//! pub trait Codec: Send + Sync { /* … */ }
+//! impl hakiri_kernel::ExtensionPoint for dyn Codec { const NAME: &'static str = "codec"; }
 //! // In a capability's register function:
-//! r.provide::<dyn CatalogBackend>("sqlite", Arc::new(SqliteBackend))?;
+//! r.provide::<dyn Codec>("gzip", Arc::new(Gzip))?;
 //! // Anywhere with a Context:
-//! let backend = ctx.require::<dyn CatalogBackend>("sqlite")?;
+//! let codec = ctx.require::<dyn Codec>("gzip")?;
 //! ```
 
 use crate::capability::Capability;

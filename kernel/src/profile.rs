@@ -6,7 +6,7 @@ use serde::Serialize;
 /// Something this binary lacks that another profile has.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Elsewhere {
-    /// `command`, `tool`, `config` or `catalog` (a URL scheme).
+    /// `command`, `tool`, `config` or an extension point's name.
     pub kind: &'static str,
     pub name: &'static str,
     pub capability: &'static str,

@@ -216,7 +216,7 @@ impl Registrar<'_> {
     }
 
     /// Provides `item` as the implementation of extension point `T` named
-    /// `name`: `r.provide::<dyn CatalogBackend>("sqlite", Arc::new(Sqlite))`.
+    /// `name`: `r.provide::<dyn Codec>("gzip", Arc::new(Gzip))`.
     pub fn provide<T: ExtensionPoint + ?Sized>(
         &mut self,
         name: &str,

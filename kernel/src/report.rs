@@ -16,7 +16,7 @@ pub struct Contributions {
     pub commands: Vec<String>,
     pub tools: Vec<String>,
     pub services: Vec<String>,
-    /// Extension point name → names provided (`{"catalog": ["sqlite"]}`).
+    /// Extension point name → names provided (`{"codec": ["gzip"]}`).
     pub provides: BTreeMap<String, Vec<String>>,
     /// Config sections it reads.
     pub config: Vec<String>,

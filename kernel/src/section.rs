@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Several capabilities may register the same type (a shared section, such
-//! as the data path's `[catalog]`); two different types under one name are a
+//! read by two capabilities); two different types under one name are a
 //! start-up error naming both crates.
 
 use serde::de::{DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
