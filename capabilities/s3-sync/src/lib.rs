@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
-use hakiri_kernel::{Context, KernelError, Registrar, Section, Tool};
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Section, Tool};
 use object_store::aws::AmazonS3Builder;
 use object_store::memory::InMemory;
 use object_store::path::Path;

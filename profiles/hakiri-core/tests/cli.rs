@@ -19,7 +19,7 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["profile"], "hakiri-core");
-    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["schema_version"], 2);
     assert_eq!(v["build"]["target"], "x86_64-unknown-linux-musl");
     let names = hakiri_testkit::capability_names(&v);
     assert_eq!(
@@ -45,6 +45,14 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
         .as_str()
         .unwrap()
         .starts_with("1."));
+    assert_eq!(
+        engine["contributes"]["config"],
+        serde_json::json!(["engine", "catalog"])
+    );
+    assert_eq!(
+        v["capabilities"][0]["contributes"]["provides"],
+        serde_json::json!({"catalog": ["sqlite"]})
+    );
 }
 
 #[test]
