@@ -2,8 +2,11 @@
 //! its name), and lazy dataframes with Polars; results travel as Arrow batches.
 
 mod output;
+mod sandbox;
 
-use anyhow::{bail, Context as _};
+pub use sandbox::ensure_read_only;
+
+use anyhow::Context as _;
 use clap::{Arg, Command};
 use duckdb::Connection;
 use hakiri_data_api::CatalogConfig;
@@ -65,7 +68,11 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             ),
         |m, ctx| async move {
             let sql = m.get_one::<String>("query").cloned().unwrap_or_default();
-            let output = m.get_one::<PathBuf>("output").cloned();
+            // Absolute, as the sandbox's one writable path must be.
+            let output = m
+                .get_one::<PathBuf>("output")
+                .map(std::path::absolute)
+                .transpose()?;
             let format = match m.get_one::<OutputFormat>("format") {
                 Some(f) => *f,
                 None if output.is_none() && std::io::stdout().is_terminal() => OutputFormat::Table,
@@ -73,7 +80,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             };
             let datasets = datasets(&ctx).await?;
             tokio::task::spawn_blocking(move || {
-                let conn = connect_with(&ctx, &datasets)?;
+                let conn = connect_with(&ctx, &datasets, output.as_deref())?;
                 ensure_read_only(&conn, &sql)?;
                 output::write(&conn, &sql, format, output.as_deref())
             })
@@ -137,54 +144,34 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// A connection where every dataset is a view over its Parquet files.
-fn connect_with(ctx: &Context, views: &[View]) -> anyhow::Result<Connection> {
+/// A connection where every dataset is a view over its Parquet files, locked
+/// down ([`sandbox::lock_down`]) so a query reads those files and nothing
+/// else, and writes nothing but `writable` (the CLI user's `--output`).
+fn connect_with(
+    ctx: &Context,
+    views: &[View],
+    writable: Option<&std::path::Path>,
+) -> anyhow::Result<Connection> {
     let conn = connect(ctx)?;
+    let mut readable = Vec::new();
     for (name, dir) in views {
         let glob = format!("{}/*.parquet", dir.trim_end_matches('/'));
         // One unreadable dataset must not take every query down with it.
         let view = format!(
             "CREATE VIEW {} AS SELECT * FROM read_parquet({})",
             quote_ident(name),
-            quote_literal(&glob)
+            sandbox::quote_literal(&glob)
         );
-        if let Err(e) = conn.execute_batch(&view) {
-            eprintln!(
+        match conn.execute_batch(&view) {
+            Ok(()) => readable.push(dir.as_str()),
+            Err(e) => eprintln!(
                 "hakiri: warning: dataset `{name}` at {dir} is unreadable and was skipped: {}",
                 duck(e)
-            );
+            ),
         }
     }
+    sandbox::lock_down(&conn, &readable, writable)?;
     Ok(conn)
-}
-
-/// Statement kinds that only read, besides what DuckDB can serialize as SELECT.
-const READ_KEYWORDS: &[&str] = &["describe", "show", "summarize", "explain"];
-
-/// Refuses statements that would write. DuckDB's `json_serialize_sql` accepts
-/// only SELECT statements, so it is the parser deciding, not a keyword list.
-/// Syntax errors fall through, so DuckDB reports them with their position.
-pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
-    let first = sql
-        .trim_start()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let single = !sql.trim().trim_end_matches(';').contains(';');
-    if READ_KEYWORDS.contains(&first.as_str()) && single {
-        return Ok(());
-    }
-    let serialized: String = conn.query_row("SELECT json_serialize_sql(?)", [sql], |r| r.get(0))?;
-    let v: serde_json::Value = serde_json::from_str(&serialized)?;
-    if v["error"].as_bool() == Some(true) && v["error_type"].as_str() != Some("parser") {
-        bail!("queries are read-only: `{}` would change data or settings; use SELECT (or WITH, DESCRIBE, SUMMARIZE)", first.to_uppercase());
-    }
-    Ok(())
 }
 
 /// DuckDB's own message (with its LINE/caret position), without the FFI code suffix.
@@ -201,7 +188,7 @@ fn query_json(
     sql: &str,
     limit: usize,
 ) -> anyhow::Result<QueryOutput> {
-    let conn = connect_with(ctx, views)?;
+    let conn = connect_with(ctx, views, None)?;
     ensure_read_only(&conn, sql)?;
     let mut stmt = conn.prepare(sql).map_err(duck)?;
     let mut columns = Vec::new();

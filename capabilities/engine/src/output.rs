@@ -37,7 +37,9 @@ pub fn write(
         let Some(path) = output else {
             bail!("--format parquet needs --output FILE");
         };
-        // DuckDB writes Parquet itself, streaming; the query was checked read-only.
+        // DuckDB writes Parquet itself, streaming. `sql` is one SELECT as
+        // DuckDB's parser sees it (ensure_read_only), so it cannot close the
+        // parentheses early, and the sandbox lets DuckDB write this one file.
         let target = path.to_string_lossy().replace('\'', "''");
         conn.execute_batch(&format!(
             "COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"

@@ -1,0 +1,99 @@
+//! The sandbox every query runs in (DuckDB's "Securing DuckDB"): the only
+//! files a query can touch are the datasets' own directories (and, for the
+//! CLI user's `--output`, that one file). External access is off, extensions
+//! are neither installed nor loaded on demand, and the configuration is
+//! locked so no `SET` gives any of it back. On top of that, the statement
+//! itself must be one read-only statement, as DuckDB's parser sees it.
+
+use anyhow::bail;
+use duckdb::Connection;
+use std::path::Path;
+
+pub(crate) fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Locks `conn` down after the dataset views exist: reads only under
+/// `readable` (dataset directories), writes only to `writable`.
+pub(crate) fn lock_down(
+    conn: &Connection,
+    readable: &[&str],
+    writable: Option<&Path>,
+) -> anyhow::Result<()> {
+    let dirs: Vec<String> = readable
+        .iter()
+        .map(|d| quote_literal(&format!("{}/", d.trim_end_matches('/'))))
+        .collect();
+    let files: Vec<String> = writable
+        .map(|p| quote_literal(&p.to_string_lossy()))
+        .into_iter()
+        .collect();
+    conn.execute_batch(&format!(
+        "SET autoinstall_known_extensions = false;
+         SET autoload_known_extensions = false;
+         SET allowed_directories = [{}];
+         SET allowed_paths = [{}];
+         SET enable_external_access = false;
+         SET lock_configuration = true;",
+        dirs.join(", "),
+        files.join(", ")
+    ))
+    .map_err(crate::duck)
+}
+
+/// Refuses anything but one read-only statement. DuckDB's `json_serialize_sql`
+/// serializes only SELECT (DESCRIBE, SHOW and SUMMARIZE are SELECTs to its
+/// parser), so the parser decides, not a keyword list, and it counts the
+/// statements: the DuckDB crate's `prepare` would run all but the last.
+/// Text it cannot parse is refused with the parser's error, never passed on.
+/// `EXPLAIN [ANALYZE] x` is as safe as `x`.
+pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
+    if let Some(rest) = strip_word(sql, "explain") {
+        return ensure_read_only(conn, &strip_word(&rest, "analyze").unwrap_or(rest));
+    }
+    let serialized: String = conn
+        .query_row("SELECT json_serialize_sql(?)", [sql], |r| r.get(0))
+        .map_err(crate::duck)?;
+    let v: serde_json::Value = serde_json::from_str(&serialized)?;
+    if v["error"].as_bool() == Some(true) {
+        let message = v["error_message"]
+            .as_str()
+            .unwrap_or("cannot parse the query");
+        if v["error_type"].as_str() == Some("parser") {
+            let position = v["position"].as_str().and_then(|p| p.parse().ok());
+            bail!("{}", syntax_error(sql, message, position));
+        }
+        let word = sql.split_whitespace().next().unwrap_or("").to_uppercase();
+        bail!("queries are read-only: `{word}` would change data, settings or files; use SELECT (or WITH, DESCRIBE, SUMMARIZE, EXPLAIN)");
+    }
+    let statements = v["statements"].as_array().map_or(0, Vec::len);
+    if statements != 1 {
+        bail!("queries are read-only and one statement at a time; this text holds {statements}: send each SELECT on its own");
+    }
+    Ok(())
+}
+
+/// `sql` without its leading keyword `word` (any case), if it starts with it.
+fn strip_word(sql: &str, word: &str) -> Option<String> {
+    let t = sql.trim_start();
+    let head = t.get(..word.len())?;
+    let rest = &t[word.len()..];
+    (head.eq_ignore_ascii_case(word) && rest.starts_with(|c: char| c.is_whitespace()))
+        .then(|| rest.trim_start().to_string())
+}
+
+/// The parser's message laid out as DuckDB prints it: the line and a caret.
+fn syntax_error(sql: &str, message: &str, position: Option<usize>) -> String {
+    let Some(pos) = position.filter(|p| *p <= sql.len() && sql.is_char_boundary(*p)) else {
+        return format!("Parser Error: {message}");
+    };
+    let line_start = sql[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = sql[..pos].matches('\n').count() + 1;
+    let line_end = sql[pos..].find('\n').map_or(sql.len(), |i| pos + i);
+    let prefix = format!("LINE {line_no}: ");
+    let caret = " ".repeat(prefix.len() + sql[line_start..pos].chars().count());
+    format!(
+        "Parser Error: {message}\n\n{prefix}{}\n{caret}^",
+        &sql[line_start..line_end]
+    )
+}
