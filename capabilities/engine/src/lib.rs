@@ -28,6 +28,18 @@ pub struct EngineConfig {
     pub threads: Option<u32>,
     /// DuckDB memory limit, e.g. "1GB" (default: DuckDB's, 80% of RAM).
     pub memory_limit: Option<String>,
+    /// A query running longer is interrupted (default 60000 ms).
+    pub query_timeout_ms: Option<u64>,
+    /// Most rows `engine.query` returns, whatever the caller asks (default 10000).
+    pub max_rows: Option<usize>,
+    /// Most result bytes (Arrow memory) `engine.query` returns (default 16 MiB).
+    pub max_result_bytes: Option<usize>,
+}
+
+impl EngineConfig {
+    fn query_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.query_timeout_ms.unwrap_or(60_000))
+    }
 }
 
 impl Section for EngineConfig {
@@ -42,7 +54,9 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "Run a read-only SQL query with DuckDB over the catalog's datasets (each visible by its name); returns columns and rows as JSON",
         |input: QueryInput, ctx| async move {
             let datasets = datasets(&ctx).await?;
-            let limit = input.max_rows.unwrap_or(10_000);
+            let cfg = ctx.section::<EngineConfig>();
+            let ceiling = cfg.max_rows.unwrap_or(10_000);
+            let limit = input.max_rows.unwrap_or(ceiling).min(ceiling);
             tokio::task::spawn_blocking(move || query_json(&ctx, &datasets, &input.sql, limit))
                 .await
                 .map_err(ToolError::failed)?
@@ -82,7 +96,10 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             tokio::task::spawn_blocking(move || {
                 let conn = connect_with(&ctx, &datasets, output.as_deref())?;
                 ensure_read_only(&conn, &sql)?;
-                output::write(&conn, &sql, format, output.as_deref())
+                let timeout = ctx.section::<EngineConfig>().query_timeout();
+                sandbox::with_timeout(&conn, timeout, || {
+                    output::write(&conn, &sql, format, output.as_deref())
+                })
             })
             .await??;
             Ok(ExitCode::SUCCESS)
@@ -100,7 +117,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
 struct QueryInput {
     /// The SQL query (read-only: SELECT, WITH, DESCRIBE, SUMMARIZE, …).
     sql: String,
-    /// Return at most this many rows (default 10000); `truncated` says if more existed.
+    /// Return at most this many rows (default and ceiling: `[engine] max_rows`,
+    /// 10000); `truncated` says if more existed.
     max_rows: Option<usize>,
 }
 
@@ -190,11 +208,30 @@ fn query_json(
 ) -> anyhow::Result<QueryOutput> {
     let conn = connect_with(ctx, views, None)?;
     ensure_read_only(&conn, sql)?;
+    let cfg = ctx.section::<EngineConfig>();
+    let max_bytes = cfg.max_result_bytes.unwrap_or(16 << 20);
+    sandbox::with_timeout(&conn, cfg.query_timeout(), || {
+        rows_json(&conn, sql, limit, max_bytes)
+    })
+}
+
+/// At most `limit` rows and about `max_bytes` of them, as JSON.
+fn rows_json(
+    conn: &Connection,
+    sql: &str,
+    limit: usize,
+    max_bytes: usize,
+) -> anyhow::Result<QueryOutput> {
     let mut stmt = conn.prepare(sql).map_err(duck)?;
     let mut columns = Vec::new();
     let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-    let (mut taken, mut truncated) = (0usize, false);
+    let (mut taken, mut bytes, mut truncated) = (0usize, 0usize, false);
     for batch in stmt.query_arrow([]).map_err(duck)? {
+        bytes += batch.get_array_memory_size();
+        if taken > 0 && bytes > max_bytes {
+            truncated = true;
+            break;
+        }
         if columns.is_empty() {
             columns = batch
                 .schema()

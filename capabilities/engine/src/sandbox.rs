@@ -8,6 +8,8 @@
 use anyhow::bail;
 use duckdb::Connection;
 use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
 
 pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -96,4 +98,32 @@ fn syntax_error(sql: &str, message: &str, position: Option<usize>) -> String {
         "Parser Error: {message}\n\n{prefix}{}\n{caret}^",
         &sql[line_start..line_end]
     )
+}
+
+/// Runs `f` (a query on `conn`), interrupting DuckDB if it takes longer than
+/// `timeout`; the error then names the limit instead of DuckDB's "Interrupted".
+pub(crate) fn with_timeout<T>(
+    conn: &Connection,
+    timeout: Duration,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (done, finished) = mpsc::channel::<()>();
+    let (fired_tx, fired) = mpsc::channel::<()>();
+    let handle = conn.interrupt_handle();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(timeout) {
+            handle.interrupt();
+            let _ = fired_tx.send(());
+        }
+    });
+    let result = f();
+    drop(done);
+    let _ = watchdog.join();
+    match result {
+        Err(_) if fired.try_recv().is_ok() => bail!(
+            "the query ran longer than {} ms and was interrupted; raise [engine] query_timeout_ms if it should run longer",
+            timeout.as_millis()
+        ),
+        other => other,
+    }
 }

@@ -88,7 +88,8 @@ struct SearchInput {
     documents: Vec<String>,
     /// Tantivy query syntax: terms, "phrases", AND/OR, -exclusions.
     query: String,
-    /// Maximum hits (default 10).
+    /// Maximum hits (default 10, at most 1000).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
 }
 
@@ -99,7 +100,15 @@ struct Hit {
     text: String,
 }
 
+/// The most hits one call returns: Tantivy sizes its collector by `limit`,
+/// so an unchecked `limit` lets a caller make the daemon allocate at will.
+const MAX_LIMIT: usize = 1000;
+
 fn search(documents: &[String], query: &str, limit: usize) -> anyhow::Result<Vec<Hit>> {
+    anyhow::ensure!(
+        (1..=MAX_LIMIT).contains(&limit),
+        "limit must be between 1 and {MAX_LIMIT}, got {limit}"
+    );
     let mut builder = Schema::builder();
     let body = builder.add_text_field("body", TEXT | STORED);
     let id = builder.add_u64_field("id", STORED);
@@ -113,7 +122,7 @@ fn search(documents: &[String], query: &str, limit: usize) -> anyhow::Result<Vec
     let parsed = QueryParser::for_index(&index, vec![body])
         .parse_query(query)
         .map_err(|e| anyhow::anyhow!("invalid query `{query}`: {e}"))?;
-    let top = searcher.search(&parsed, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
+    let top = searcher.search(&parsed, &TopDocs::with_limit(limit).order_by_score())?;
     top.into_iter()
         .map(|(score, addr)| {
             let d: TantivyDocument = searcher.doc(addr)?;
@@ -144,5 +153,11 @@ mod tests {
         assert!(super::search(&docs, "zeta", 10).unwrap().is_empty());
         let err = super::search(&docs, "body:(", 10).unwrap_err().to_string();
         assert!(err.contains("invalid query"), "{err}");
+        for absurd in [0, 1001, 1_000_000_000_000] {
+            let err = super::search(&docs, "beta", absurd)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("between 1 and 1000"), "{err}");
+        }
     }
 }

@@ -1,10 +1,17 @@
-//! `wasm-host`: compiles and runs WebAssembly modules in a Wasmtime sandbox
-//! with a fuel budget, so a runaway module ends with an error, not a hang.
+//! `wasm-host`: compiles and runs WebAssembly modules in a Wasmtime sandbox.
+//! A guest is bounded in every way it could hurt the host: instructions
+//! (fuel), wall-clock time (epoch deadline), memory, tables and instances
+//! (`StoreLimits`), stack (a trap, not a crash), and module size. Each limit
+//! ends the call with an error; the host keeps serving.
 
 use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Section, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use wasmtime::{Config, Engine, Instance, Module, Store, Val, ValType};
+use std::sync::mpsc;
+use std::time::Duration;
+use wasmtime::{
+    Config, Engine, Instance, Module, Store, StoreLimits, StoreLimitsBuilder, Val, ValType,
+};
 
 hakiri_kernel::capability!(register);
 
@@ -14,6 +21,12 @@ hakiri_kernel::capability!(register);
 pub struct WasmConfig {
     /// Fuel (roughly, instructions) a call may burn before it is stopped.
     pub fuel: u64,
+    /// Linear memory a guest may hold, in MiB.
+    pub memory_mb: usize,
+    /// Wall-clock time a call may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Largest module accepted, in bytes of its text.
+    pub max_module_bytes: usize,
 }
 
 impl Section for WasmConfig {
@@ -22,7 +35,12 @@ impl Section for WasmConfig {
 
 impl Default for WasmConfig {
     fn default() -> Self {
-        WasmConfig { fuel: 100_000_000 }
+        WasmConfig {
+            fuel: 100_000_000,
+            memory_mb: 64,
+            timeout_ms: 5_000,
+            max_module_bytes: 1 << 20,
+        }
     }
 }
 
@@ -32,8 +50,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "wasm.call",
         "Compile a WebAssembly module from WAT text and call one exported function with numeric arguments",
         |input: CallInput, ctx| async move {
-            let fuel = ctx.section::<WasmConfig>().fuel;
-            tokio::task::spawn_blocking(move || call(&input.module, &input.function, &input.args, fuel))
+            let limits = WasmConfig::clone(&ctx.section::<WasmConfig>());
+            tokio::task::spawn_blocking(move || call(&input.module, &input.function, &input.args, &limits))
                 .await
                 .map_err(ToolError::failed)?
                 .map_err(ToolError::Failed)
@@ -42,8 +60,10 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.check(|_ctx| async {
         const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
         const SPIN: &str = r#"(module (func (export "spin") (loop (br 0))))"#;
-        let sum = tokio::task::spawn_blocking(|| call(ADD, "add", &[2.0, 40.0], 10_000)).await;
-        let spin = tokio::task::spawn_blocking(|| call(SPIN, "spin", &[], 10_000)).await;
+        let limits = WasmConfig { fuel: 10_000, ..WasmConfig::default() };
+        let l = limits.clone();
+        let sum = tokio::task::spawn_blocking(move || call(ADD, "add", &[2.0, 40.0], &l)).await;
+        let spin = tokio::task::spawn_blocking(move || call(SPIN, "spin", &[], &limits)).await;
         match (sum, spin) {
             (Ok(Ok(v)), Ok(Err(_))) if v == vec![serde_json::json!(42)] => {
                 CheckOutcome::Ok("compiled and called add(2, 40) = 42; an endless loop ran out of fuel".into())
@@ -66,21 +86,62 @@ struct CallInput {
     args: Vec<f64>,
 }
 
+/// Stops the guest's clock: bumps the engine's epoch when `timeout` passes,
+/// unless dropped first (the call finished), which ends the thread at once.
+struct Deadline {
+    _stop: mpsc::Sender<()>,
+}
+
+impl Deadline {
+    fn start(engine: &Engine, timeout: Duration) -> Deadline {
+        let (tx, rx) = mpsc::channel::<()>();
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
+                engine.increment_epoch();
+            }
+        });
+        Deadline { _stop: tx }
+    }
+}
+
 fn call(
     wat: &str,
     function: &str,
     args: &[f64],
-    fuel: u64,
+    limits: &WasmConfig,
 ) -> Result<Vec<serde_json::Value>, String> {
+    if wat.len() > limits.max_module_bytes {
+        return Err(format!(
+            "the module is {} bytes; the limit is {} ([wasm-host] max_module_bytes)",
+            wat.len(),
+            limits.max_module_bytes
+        ));
+    }
     let mut config = Config::new();
-    config.consume_fuel(true);
+    config.consume_fuel(true).epoch_interruption(true);
     let engine = Engine::new(&config).map_err(|e| format!("cannot start Wasmtime: {e}"))?;
     let module =
         Module::new(&engine, wat).map_err(|e| format!("cannot compile the module: {e:#}"))?;
-    let mut store = Store::new(&engine, ());
-    store.set_fuel(fuel).map_err(|e| e.to_string())?;
-    let instance = Instance::new(&mut store, &module, &[])
-        .map_err(|e| format!("cannot instantiate the module: {e:#}"))?;
+    let memory = limits.memory_mb.saturating_mul(1 << 20);
+    let store_limits = StoreLimitsBuilder::new()
+        .memory_size(memory)
+        .table_elements(100_000)
+        .instances(1)
+        .tables(4)
+        .memories(1)
+        .build();
+    let mut store: Store<StoreLimits> = Store::new(&engine, store_limits);
+    store.limiter(|l| l);
+    store.set_fuel(limits.fuel).map_err(|e| e.to_string())?;
+    store.set_epoch_deadline(1);
+    let _deadline = Deadline::start(&engine, Duration::from_millis(limits.timeout_ms));
+    let instance = Instance::new(&mut store, &module, &[]).map_err(|e| {
+        format!(
+            "cannot instantiate the module: {e:#} (limits: {} MiB memory, [wasm-host] memory_mb)",
+            limits.memory_mb
+        )
+    })?;
     let func = instance.get_func(&mut store, function).ok_or_else(|| {
         let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
         format!(
@@ -110,8 +171,19 @@ fn call(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = vec![Val::I32(0); ty.results().len()];
-    func.call(&mut store, &params, &mut results)
-        .map_err(|e| format!("`{function}` trapped: {e:#}"))?;
+    func.call(&mut store, &params, &mut results).map_err(|e| {
+        let why = match e.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::OutOfFuel) => {
+                " (out of fuel: [wasm-host] fuel bounds the instructions a call may run)"
+            }
+            Some(wasmtime::Trap::Interrupt) => {
+                " (out of time: [wasm-host] timeout_ms bounds a call's wall-clock time)"
+            }
+            Some(wasmtime::Trap::StackOverflow) => " (the guest's stack overflowed)",
+            _ => "",
+        };
+        format!("`{function}` trapped: {e:#}{why}")
+    })?;
     Ok(results
         .iter()
         .map(|v| match v {
@@ -126,21 +198,72 @@ fn call(
 
 #[cfg(test)]
 mod tests {
+    use super::{call, WasmConfig};
+
+    fn limits() -> WasmConfig {
+        WasmConfig::default()
+    }
+
     #[test]
     fn calls_and_reports_errors() {
         let wat = r#"(module (func (export "mul") (param i64 i64) (result i64) local.get 0 local.get 1 i64.mul))"#;
         assert_eq!(
-            super::call(wat, "mul", &[6.0, 7.0], 1000).unwrap(),
+            call(wat, "mul", &[6.0, 7.0], &limits()).unwrap(),
             vec![serde_json::json!(42)]
         );
-        assert!(super::call(wat, "nope", &[], 1000)
+        assert!(call(wat, "nope", &[], &limits())
             .unwrap_err()
             .contains("exports: mul"));
-        assert!(super::call("(module", "x", &[], 1000)
+        assert!(call("(module", "x", &[], &limits())
             .unwrap_err()
             .contains("cannot compile"));
-        assert!(super::call(wat, "mul", &[1.0], 1000)
+        assert!(call(wat, "mul", &[1.0], &limits())
             .unwrap_err()
             .contains("takes 2 arguments"));
+    }
+
+    /// Each hostile guest ends in an error (or a refused grow), never a host crash.
+    #[test]
+    fn hostile_guests_are_bounded() {
+        // memory.grow past the limit fails inside the guest (-1), allocating nothing.
+        let grow = r#"(module (memory 1) (func (export "grow") (result i32) i32.const 60000 memory.grow))"#;
+        assert_eq!(
+            call(grow, "grow", &[], &limits()).unwrap(),
+            vec![serde_json::json!(-1)]
+        );
+        // A module asking for more memory up front does not instantiate.
+        let big = r#"(module (memory 2000) (func (export "f")))"#;
+        assert!(call(big, "f", &[], &limits())
+            .unwrap_err()
+            .contains("cannot instantiate"));
+        // An endless loop with fuel to spare is stopped by the clock.
+        let spin = r#"(module (func (export "spin") (loop (br 0))))"#;
+        let timed = WasmConfig {
+            fuel: u64::MAX,
+            timeout_ms: 200,
+            ..limits()
+        };
+        let err = call(spin, "spin", &[], &timed).unwrap_err();
+        assert!(err.contains("out of time"), "{err}");
+        // ... and by fuel first when fuel is short.
+        let err = call(
+            spin,
+            "spin",
+            &[],
+            &WasmConfig {
+                fuel: 10_000,
+                ..limits()
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("out of fuel"), "{err}");
+        // Unbounded recursion overflows the guest's stack: a trap.
+        let recurse = r#"(module (func $f (export "r") (call $f)))"#;
+        let err = call(recurse, "r", &[], &limits()).unwrap_err();
+        assert!(err.contains("stack overflowed"), "{err}");
+        // Oversized modules are refused before compiling.
+        let huge = format!("(module) ;; {}", "x".repeat(2 << 20));
+        let err = call(&huge, "f", &[], &limits()).unwrap_err();
+        assert!(err.contains("max_module_bytes"), "{err}");
     }
 }

@@ -127,3 +127,49 @@ fn parquet_output_cannot_be_spliced_into_another_write() {
     );
     assert_eq!(text(&out.stdout), "n\n2\n", "{}", text(&out.stderr));
 }
+
+/// Limits from `[engine]`: a runaway query is interrupted, and what
+/// `engine.query` returns is capped in rows and bytes, truncation reported.
+#[test]
+fn queries_are_bounded_in_time_rows_and_bytes() {
+    let home = Home::new();
+    let limited = |env: &[(&str, &str)], args: &[&str]| {
+        hakiri_testkit::run_with(BIN, home.path(), args, env, &[])
+    };
+    let forever = "select sum(a.range * b.range) from range(1000000000) a, range(1000000) b";
+    let out = limited(
+        &[("HAKIRI_ENGINE__QUERY_TIMEOUT_MS", "300")],
+        &["sql", forever],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("ran longer than 300 ms and was interrupted"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let call = |env: &[(&str, &str)], sql: &str, max_rows: usize| {
+        let input = serde_json::json!({"sql": sql, "max_rows": max_rows}).to_string();
+        let out = limited(env, &["call", "engine.query", &input]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = call(
+        &[("HAKIRI_ENGINE__MAX_ROWS", "50")],
+        "select * from range(100000)",
+        1_000_000,
+    );
+    assert_eq!(v["rows"].as_array().unwrap().len(), 50);
+    assert_eq!(v["truncated"], true);
+    let wide = "select repeat('x', 1000) s from range(100000)";
+    let v = call(
+        &[("HAKIRI_ENGINE__MAX_RESULT_BYTES", "100000")],
+        wide,
+        100_000,
+    );
+    assert_eq!(v["truncated"], true);
+    assert!(
+        v["rows"].as_array().unwrap().len() < 10_000,
+        "byte cap ignored"
+    );
+}
