@@ -4,9 +4,8 @@
 use crate::workspace::Workspace;
 use crate::{mb, probe};
 use anyhow::{bail, Context, Result};
+use hakiri_testkit::http::{request, Response};
 use hakiri_testkit::service_addr;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 pub const MAX_DRIFT: f64 = 0.05;
@@ -28,54 +27,23 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-/// One request/response over a fresh HTTP/1.1 connection to a loopback server.
-pub fn http(
+/// One request over a fresh connection to a loopback server (testkit's client).
+fn http(
     addr: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> Result<(u16, String, String)> {
-    let mut s = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                raw.extend_from_slice(&buf[..n]);
-                // An SSE answer carries the JSON-RPC response in one `data:` event.
-                if raw
-                    .windows(7)
-                    .any(|w| w == b"\"result" || w == b"\"error\"")
-                    && raw.ends_with(b"\n\n")
-                {
-                    break;
-                }
-            }
-            Err(e) if raw.is_empty() => return Err(e.into()),
-            Err(_) => break,
-        }
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head.to_string(), body.to_string()))
+) -> Result<Response> {
+    let url = format!("http://{addr}{path}");
+    request(
+        method,
+        &url,
+        headers,
+        body.as_bytes(),
+        Duration::from_secs(30),
+    )
+    .with_context(|| format!("{method} {url}"))
 }
 
 /// Makes calls against the daemon.
@@ -112,7 +80,7 @@ impl Driver {
         }
     }
 
-    fn mcp_post(&mut self, body: &str) -> Result<(u16, String, String)> {
+    fn mcp_post(&mut self, body: &str) -> Result<Response> {
         let Driver::Mcp { addr, session, .. } = self else {
             unreachable!()
         };
@@ -128,22 +96,21 @@ impl Driver {
 
     fn mcp_initialize(&mut self) -> Result<()> {
         let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"hakiri-soak","version":"1"}}}"#;
-        let (status, head, body) = self.mcp_post(init)?;
-        if status != 200 {
-            bail!("MCP initialize answered {status}: {body}");
+        let resp = self.mcp_post(init)?;
+        if resp.status != 200 {
+            bail!("MCP initialize answered {}: {}", resp.status, resp.body);
         }
-        let sid = head.lines().find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("mcp-session-id"))
-                .map(|(_, v)| v.trim().to_string())
-        });
+        let sid = resp.header("mcp-session-id").map(str::to_string);
         if let Driver::Mcp { session, .. } = self {
             *session = sid;
         }
-        let (status, _, body) =
-            self.mcp_post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
-        if !(200..300).contains(&status) {
-            bail!("MCP initialized notification answered {status}: {body}");
+        let resp = self.mcp_post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
+        if !(200..300).contains(&resp.status) {
+            bail!(
+                "MCP initialized notification answered {}: {}",
+                resp.status,
+                resp.body
+            );
         }
         Ok(())
     }
@@ -151,8 +118,13 @@ impl Driver {
     fn call(&mut self) -> Result<()> {
         match self {
             Driver::Coord { addr } => {
-                let (status, _, body) = http(addr, "GET", "/v1/cluster", &[], "")?;
-                anyhow::ensure!(status == 200, "GET /v1/cluster answered {status}: {body}");
+                let resp = http(addr, "GET", "/v1/cluster", &[], "")?;
+                anyhow::ensure!(
+                    resp.status == 200,
+                    "GET /v1/cluster answered {}: {}",
+                    resp.status,
+                    resp.body
+                );
             }
             Driver::Mcp { next_id, .. } => {
                 *next_id += 1;
@@ -168,10 +140,12 @@ impl Driver {
                 let body = format!(
                     r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
                 );
-                let (status, _, resp) = self.mcp_post(&body)?;
+                let resp = self.mcp_post(&body)?;
                 anyhow::ensure!(
-                    status == 200 && resp.contains("\"result\""),
-                    "MCP {method} answered {status}: {resp}"
+                    resp.status == 200 && resp.body.contains("\"result\""),
+                    "MCP {method} answered {}: {}",
+                    resp.status,
+                    resp.body
                 );
             }
         }
