@@ -113,7 +113,7 @@ pub async fn open_catalog(ctx: &Context) -> anyhow::Result<Box<dyn Catalog>> {
     let scheme = url.split(':').next().unwrap_or_default();
     let backend = ctx
         .require::<dyn CatalogBackend>(scheme)
-        .map_err(|e| anyhow::anyhow!("catalog `{url}`: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("catalog `{}`: {e}", redact(&url)))?;
     backend.open(&url, ctx).await
 }
 
@@ -129,4 +129,29 @@ pub async fn open_source(ctx: &Context, source: &str) -> anyhow::Result<(String,
         );
     };
     Ok((kind.to_string(), connector.open(source, ctx).await?))
+}
+
+/// `url` with any password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s && url[s + 3..at].contains(':') => {
+            let user = url[s + 3..at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://"), "sqlite://");
+    }
 }

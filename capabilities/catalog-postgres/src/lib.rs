@@ -1,7 +1,7 @@
 //! `catalog-postgres`: the dataset catalog in PostgreSQL (`postgres://` URLs).
 
 use anyhow::Context as _;
-use hakiri_data_api::{Catalog, CatalogBackend, DatasetEntry};
+use hakiri_data_api::{redact, Catalog, CatalogBackend, DatasetEntry};
 use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Section};
 use serde::Deserialize;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -92,18 +92,6 @@ impl PgCatalog {
             .connect(url)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -218,16 +206,4 @@ async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
     Ok(CheckOutcome::Ok(format!(
         "PostgreSQL {server}: published, replaced, read and removed a dataset"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            super::redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
-    }
 }
