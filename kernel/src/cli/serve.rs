@@ -13,6 +13,7 @@ pub(super) async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
             ctx.profile.name
         );
     }
+    let stop = StopSignals::install();
     let (trigger, shutdown) = Shutdown::new();
     let mut running = Vec::new();
     let mut ready = Vec::new();
@@ -29,7 +30,7 @@ pub(super) async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
         running.push((name.clone(), tokio::spawn(svc.run)));
     }
     eprintln!("{} ready: {}", ctx.profile.name, ready.join(", "));
-    wait_for_signal().await;
+    stop.wait().await;
     let _ = trigger.send(true);
     let mut failed = false;
     for (name, handle) in running {
@@ -53,24 +54,49 @@ pub(super) async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, caught from the moment this is built: before the
+/// ready line, so a supervisor that stops the process right after seeing it
+/// still gets a graceful shutdown instead of the default (death by signal).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(self.term) => {}
+                _ = recv(self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
