@@ -96,11 +96,27 @@ impl fmt::Display for Caller {
     }
 }
 
-/// A tool call about to run, as an [`Authorizer`] sees it.
+/// What an [`Authorizer`] is asked to allow.
+#[derive(Debug, Clone, Copy)]
+pub enum Access<'a> {
+    /// Calling the tool with this input (`tools/list` asks with `null`).
+    Call { input: &'a Value },
+    /// A named resource the running tool is about to use, such as
+    /// (`dataset`, `sales`); `write` when it changes it.
+    Resource {
+        kind: &'a str,
+        name: &'a str,
+        write: bool,
+    },
+}
+
+/// A tool call (or a resource within one) about to run, as an
+/// [`Authorizer`] sees it.
 pub struct CallRequest<'a> {
     pub caller: &'a Caller,
+    /// The tool being called (empty outside any tool, e.g. a CLI command).
     pub tool: &'a str,
-    pub input: &'a Value,
+    pub access: Access<'a>,
     pub ctx: &'a Context,
 }
 

@@ -2,7 +2,7 @@
 //! parsed once), the registry (tools, extension points, state), the running
 //! profile, and who is calling.
 
-use crate::caller::{Authorizer, CallRequest, Caller};
+use crate::caller::{Access, Authorizer, CallRequest, Caller};
 use crate::capability::CheckOutcome;
 use crate::config::Config;
 use crate::extension::ExtensionPoint;
@@ -22,6 +22,8 @@ pub struct Context {
     pub profile: &'static Profile,
     sections: Arc<Sections>,
     caller: Caller,
+    /// The tool this context is running, set by [`Context::call`].
+    tool: Option<Arc<str>>,
 }
 
 impl Context {
@@ -42,6 +44,7 @@ impl Context {
             profile,
             sections: Arc::new(sections),
             caller: Caller::LOCAL,
+            tool: None,
         })
     }
 
@@ -139,16 +142,52 @@ impl Context {
             .into());
         };
         self.authorize(tool, &input).await?;
-        (entry.item.handler)(input, self.clone()).await
+        let running = Context {
+            tool: Some(Arc::from(tool)),
+            ..self.clone()
+        };
+        (entry.item.handler)(input, running).await
     }
 
-    /// Asks every authorizer about a call; the first refusal wins.
+    /// Asks every authorizer whether this caller may call `tool` with
+    /// `input`; the first refusal wins.
     pub async fn authorize(&self, tool: &str, input: &Value) -> Result<(), ToolError> {
-        for (name, authorizer) in self.registry.all::<dyn Authorizer>() {
+        self.ask(tool, Access::Call { input }).await
+    }
+
+    /// Asks whether the running tool may use the resource `kind`/`name`
+    /// (reading it, or changing it when `write`): tools call this for each
+    /// named thing a call touches, so a token scoped to some of them holds.
+    pub async fn authorize_resource(
+        &self,
+        kind: &str,
+        name: &str,
+        write: bool,
+    ) -> Result<(), ToolError> {
+        let tool = self.tool.clone().unwrap_or_else(|| Arc::from(""));
+        self.ask(&tool, Access::Resource { kind, name, write })
+            .await
+    }
+
+    async fn ask(&self, tool: &str, access: Access<'_>) -> Result<(), ToolError> {
+        let authorizers = self.registry.all::<dyn Authorizer>();
+        // Fail closed: a token nobody here can verify must not be ignored.
+        if authorizers.is_empty() && self.caller.credential().is_some() {
+            return Err(ToolError::Denied {
+                tool: tool.to_string(),
+                caller: self.caller.to_string(),
+                reason: format!(
+                    "a token was presented, but {} has no authorizer to verify it; call without a token or use a binary with the auth capability",
+                    self.profile.name
+                ),
+                authorizer: "kernel".into(),
+            });
+        }
+        for (name, authorizer) in authorizers {
             let request = CallRequest {
                 caller: &self.caller,
                 tool,
-                input,
+                access,
                 ctx: self,
             };
             if let Err(reason) = authorizer.authorize(&request).await {

@@ -3,7 +3,7 @@
 //! authorization hook, and per-kernel state.
 
 use hakiri_kernel::{
-    Authorizer, BoxFuture, CallRequest, Caller, Capability, Config, Context, Credential,
+    Access, Authorizer, BoxFuture, CallRequest, Caller, Capability, Config, Context, Credential,
     ExtensionPoint, KernelError, Profile, Registrar, Registry, Tool,
 };
 use serde_json::json;
@@ -136,6 +136,12 @@ struct TokenRequired;
 impl Authorizer for TokenRequired {
     fn authorize<'a>(&'a self, req: &'a CallRequest<'a>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
+            if let Access::Resource { kind, name, .. } = req.access {
+                return match name {
+                    "secret" => Err(format!("no access to {kind} `{name}` from `{}`", req.tool)),
+                    _ => Ok(()),
+                };
+            }
             match req.caller {
                 Caller::Local { .. } => Ok(()),
                 c if c.credential().is_some_and(|t| t.expose() == "letmein") => Ok(()),
@@ -198,6 +204,44 @@ async fn an_authorizer_decides_every_call() {
         .call("whoami", json!({}))
         .await;
     assert!(allowed.is_ok(), "{allowed:?}");
+}
+
+fn reader(r: &mut Registrar) -> Result<(), KernelError> {
+    r.tool(Tool::typed(
+        "read",
+        "Reads a named thing",
+        |input: serde_json::Map<String, serde_json::Value>, ctx| async move {
+            let name = input["name"].as_str().unwrap_or_default().to_string();
+            ctx.authorize_resource("thing", &name, false).await?;
+            Ok(name)
+        },
+    ))
+}
+static READER: Capability = Capability::inline("reader", "crate-reader", reader);
+
+#[tokio::test]
+async fn tools_ask_about_the_resources_they_touch() {
+    let ctx = ctx(vec![&READER, &GUARD]);
+    assert_eq!(ctx.call("read", json!({"name": "open"})).await.unwrap(), "open");
+    let denied = ctx
+        .call("read", json!({"name": "secret"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(denied.ends_with("no access to thing `secret` from `read`"), "{denied}");
+}
+
+#[tokio::test]
+async fn a_token_with_no_authorizer_to_verify_it_is_refused() {
+    let ctx = ctx(vec![&WHOAMI]);
+    let denied = ctx
+        .with_caller(agent(Some("anything")))
+        .call("whoami", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(denied.contains("no authorizer to verify it"), "{denied}");
+    assert!(ctx.with_caller(agent(None)).call("whoami", json!({})).await.is_ok());
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod dispatch;
 mod report;
 mod serve;
 
+use crate::caller::{Caller, Credential};
 use crate::config::Config;
 use crate::context::Context;
 use crate::profile::Profile;
@@ -58,8 +59,15 @@ pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
     if matches.subcommand_name() == Some("config") {
         return config_check(&config, &registry, profile);
     }
+    let credential = match cli_credential(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hakiri: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let ctx = match Context::new(registry, config, profile) {
-        Ok(ctx) => ctx,
+        Ok(ctx) => ctx.with_caller(Caller::Local { credential }),
         Err(e) => {
             eprintln!(
                 "hakiri: invalid configuration; `hakiri config check` lists every problem:\n{e}"
@@ -86,12 +94,32 @@ pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
     }
 }
 
+/// The token the CLI user chose to act under (`--token`, `--token-file`,
+/// `$HAKIRI_TOKEN`), if any: it restricts their own calls, never widens them.
+fn cli_credential(matches: &clap::ArgMatches) -> Result<Option<Credential>, String> {
+    if let Some(path) = matches.get_one::<PathBuf>("token-file") {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!("cannot read --token-file {}: {e}", path.display())
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("--token-file {} is empty", path.display()));
+        }
+        return Ok(Some(Credential::new(token)));
+    }
+    Ok(matches
+        .get_one::<String>("token")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .map(Credential::new))
+}
+
 /// The first argument that is not an option (nor the value of `--config`).
 fn first_positional(args: &[OsString]) -> Option<String> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let a = a.to_string_lossy();
-        if a == "--config" || a == "-c" {
+        if ["--config", "-c", "--token", "--token-file"].contains(&a.as_ref()) {
             it.next();
         } else if !a.starts_with('-') {
             return Some(a.into_owned());
@@ -166,6 +194,22 @@ fn build_cli(registry: &Registry, profile: &Profile) -> Command {
                 .global(true)
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("Config file (default: $HAKIRI_CONFIG, else ~/.hakiri/hakiri.toml)"),
+        )
+        .arg(
+            Arg::new("token")
+                .long("token")
+                .global(true)
+                .hide_env_values(true)
+                .env("HAKIRI_TOKEN")
+                .help("Act with this token's rights only (also $HAKIRI_TOKEN)"),
+        )
+        .arg(
+            Arg::new("token-file")
+                .long("token-file")
+                .global(true)
+                .conflicts_with("token")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Read the token from this file"),
         )
         .subcommands(kernel_commands());
     for entry in registry.commands.values() {
