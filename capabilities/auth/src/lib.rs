@@ -1,13 +1,26 @@
-//! `auth`: Biscuit tokens. Mints and verifies capability-scoped credentials.
+//! `auth`: Biscuit tokens. `hakiri auth` mints, narrows, inspects and
+//! revokes them; the `biscuit` authorizer enforces them on every tool call
+//! that presents one (MCP over HTTP, coord-api, Lambda events, `--token`).
+
+mod cli;
+mod keys;
+mod mint;
+mod policy;
+
+pub use keys::AuthConfig;
 
 use biscuit_auth::{macros::authorizer, macros::biscuit, Biscuit, PublicKey};
-use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
+use hakiri_kernel::{Authorizer, CheckOutcome, KernelError, Registrar, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 hakiri_kernel::capability!(register);
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.config::<AuthConfig>()?;
+    r.provide::<dyn Authorizer>("biscuit", Arc::new(policy::BiscuitAuthorizer))?;
+    r.command(cli::command(), cli::run)?;
     r.tool(Tool::typed(
         "auth.verify",
         "Verify a base64 biscuit token against a root public key and list its facts",
@@ -133,3 +146,6 @@ mod tests {
         assert!(matches!(self_check(), CheckOutcome::Ok(s) if s.contains("write denied")));
     }
 }
+
+#[cfg(test)]
+mod token_tests;
