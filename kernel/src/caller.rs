@@ -99,6 +99,9 @@ impl fmt::Display for Caller {
 /// What an [`Authorizer`] is asked to allow.
 #[derive(Debug, Clone, Copy)]
 pub enum Access<'a> {
+    /// Opening a session (an HTTP request before any tool): is the
+    /// credential valid at all?
+    Connect,
     /// Calling the tool with this input (`tools/list` asks with `null`).
     Call { input: &'a Value },
     /// A named resource the running tool is about to use, such as

@@ -155,6 +155,12 @@ impl Context {
         self.ask(tool, Access::Call { input }).await
     }
 
+    /// Asks whether this caller's credential admits it at all (front ends
+    /// call this before serving a request that presents one).
+    pub async fn authorize_connect(&self) -> Result<(), ToolError> {
+        self.ask("", Access::Connect).await
+    }
+
     /// Asks whether the running tool may use the resource `kind`/`name`
     /// (reading it, or changing it when `write`): tools call this for each
     /// named thing a call touches, so a token scoped to some of them holds.

@@ -222,13 +222,19 @@ static READER: Capability = Capability::inline("reader", "crate-reader", reader)
 #[tokio::test]
 async fn tools_ask_about_the_resources_they_touch() {
     let ctx = ctx(vec![&READER, &GUARD]);
-    assert_eq!(ctx.call("read", json!({"name": "open"})).await.unwrap(), "open");
+    assert_eq!(
+        ctx.call("read", json!({"name": "open"})).await.unwrap(),
+        "open"
+    );
     let denied = ctx
         .call("read", json!({"name": "secret"}))
         .await
         .unwrap_err()
         .to_string();
-    assert!(denied.ends_with("no access to thing `secret` from `read`"), "{denied}");
+    assert!(
+        denied.ends_with("no access to thing `secret` from `read`"),
+        "{denied}"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +247,11 @@ async fn a_token_with_no_authorizer_to_verify_it_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(denied.contains("no authorizer to verify it"), "{denied}");
-    assert!(ctx.with_caller(agent(None)).call("whoami", json!({})).await.is_ok());
+    assert!(ctx
+        .with_caller(agent(None))
+        .call("whoami", json!({}))
+        .await
+        .is_ok());
 }
 
 #[test]

@@ -1,9 +1,26 @@
 //! `connectors`: built-in sources (local files and stdin, HTTP(S) URLs),
 //! registered by source kind, and a Polars-based preview of what they hold.
+//!
+//! The CLI user reads any file and fetches any URL. Remote callers (MCP,
+//! Lambda, cluster peers) read only what `[connectors]` allows: files under
+//! `allow_paths`, URLs under `allow_urls` that reach public addresses (or
+//! `allow_addresses`), at most `max_bytes` per HTTP source. Timeouts apply to
+//! everyone.
 
-use anyhow::{bail, Context as _};
-use hakiri_data_api::{Connector, SourceReader};
-use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Tool};
+mod config;
+mod file;
+pub mod guard;
+mod http;
+#[cfg(test)]
+mod http_tests;
+
+pub use config::ConnectorsConfig;
+
+use crate::file::FileConnector;
+use crate::http::HttpConnector;
+use anyhow::bail;
+use hakiri_data_api::Connector;
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool};
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,6 +30,7 @@ use std::sync::Arc;
 hakiri_kernel::capability!(register);
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.config::<ConnectorsConfig>()?;
     r.provide::<dyn Connector>("file", Arc::new(FileConnector))?;
     r.provide::<dyn Connector>("http", Arc::new(HttpConnector))?;
     r.tool(Tool::typed(
@@ -32,108 +50,6 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         }
     });
     Ok(())
-}
-
-fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
-}
-
-/// Local paths, and `-` for stdin.
-struct FileConnector;
-
-impl Connector for FileConnector {
-    fn accepts(&self, source: &str) -> bool {
-        !source.contains("://")
-    }
-
-    fn open<'a>(
-        &'a self,
-        source: &'a str,
-        _ctx: &'a Context,
-    ) -> BoxFuture<'a, anyhow::Result<SourceReader>> {
-        Box::pin(async move {
-            if source == "-" {
-                return Ok(Box::new(std::io::stdin()) as SourceReader);
-            }
-            let file =
-                std::fs::File::open(source).with_context(|| format!("cannot open {source}"))?;
-            if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-                bail!("{source} is a directory; name a file");
-            }
-            Ok(Box::new(file) as SourceReader)
-        })
-    }
-}
-
-/// `http://` and `https://` URLs, streamed: the body arrives in chunks through
-/// a bounded channel, never held whole in memory.
-struct HttpConnector;
-
-impl Connector for HttpConnector {
-    fn accepts(&self, source: &str) -> bool {
-        is_url(source)
-    }
-
-    fn open<'a>(
-        &'a self,
-        source: &'a str,
-        _ctx: &'a Context,
-    ) -> BoxFuture<'a, anyhow::Result<SourceReader>> {
-        Box::pin(async move {
-            let mut resp = reqwest::get(source)
-                .await
-                .with_context(|| format!("cannot reach {source}"))?;
-            let status = resp.status();
-            if !status.is_success() {
-                bail!("GET {source} answered {status}");
-            }
-            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(8);
-            tokio::spawn(async move {
-                loop {
-                    let item = match resp.chunk().await {
-                        Ok(Some(bytes)) => Ok(bytes.to_vec()),
-                        Ok(None) => break,
-                        Err(e) => Err(std::io::Error::other(e)),
-                    };
-                    let failed = item.is_err();
-                    if tx.send(item).await.is_err() || failed {
-                        break;
-                    }
-                }
-            });
-            Ok(Box::new(ChannelReader {
-                rx,
-                buf: Vec::new(),
-                pos: 0,
-            }) as SourceReader)
-        })
-    }
-}
-
-/// A blocking reader over chunks sent by an async task. Read it from a
-/// blocking thread (`spawn_blocking`), never from async code.
-struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => {
-                    self.buf = chunk?;
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -211,8 +127,45 @@ fn parse_csv(bytes: Vec<u8>, rows: usize) -> anyhow::Result<Preview> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use hakiri_kernel::{Caller, Config, Profile};
+
+    static PROFILE: Profile = hakiri_kernel::embedded_profile!("connectors-test");
+
+    /// A kernel over this crate with `config` as hakiri.toml; the local caller.
+    pub(crate) fn context(config: &str) -> Context {
+        Context::from_inventory(Config::parse(config, None).unwrap(), &PROFILE).expect("context")
+    }
+
+    /// The same kernel acting for an agent over MCP (a remote caller).
+    pub(crate) fn remote(ctx: &Context) -> Context {
+        ctx.with_caller(Caller::Agent {
+            transport: "mcp-http",
+            session: None,
+            credential: None,
+        })
+    }
+
+    #[test]
+    fn config_defaults_and_rejects_unknown_keys() {
+        let cfg = context("").section::<ConnectorsConfig>();
+        assert!(cfg.allow_paths.is_empty() && cfg.allow_urls.is_empty());
+        assert!(cfg.allow_addresses.is_empty());
+        assert_eq!(cfg.connect_timeout_ms, 5_000);
+        assert_eq!(cfg.timeout_ms, 60_000);
+        assert_eq!(cfg.max_bytes, 256 << 20);
+        let cfg = context("[connectors]\nmax_bytes = 10\n").section::<ConnectorsConfig>();
+        assert_eq!((cfg.max_bytes, cfg.timeout_ms), (10, 60_000));
+        let bad = Config::parse("[connectors]\nallow_path = []\n", None).unwrap();
+        let err = Context::from_inventory(bad, &PROFILE)
+            .err()
+            .expect("unknown key refused");
+        assert!(
+            err.to_string().contains("unknown field `allow_path`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_csv_with_types() {

@@ -8,6 +8,7 @@
 //! the same path as `hakiri call` and Lambda.
 
 mod check;
+mod guard;
 mod server;
 mod transport;
 
@@ -32,9 +33,27 @@ pub const HTTP_PATH: &str = "/mcp";
 #[serde(deny_unknown_fields, default)]
 pub struct McpConfig {
     /// `host:port` for the streamable HTTP endpoint of `hakiri serve`; port 0
-    /// picks a free port. Whatever the address, requests must name a loopback
-    /// `Host` (localhost, 127.0.0.1, ::1): rmcp's DNS-rebinding protection.
+    /// picks a free port.
     pub listen: String,
+    /// `token` (default): every HTTP request needs `Authorization: Bearer
+    /// <token>` (`hakiri auth token`). `none`: no token needed, only allowed
+    /// when `listen` is a loopback address (local development).
+    pub auth: McpAuth,
+    /// `Host` values requests may name (DNS-rebinding protection); add the
+    /// daemon's public name when it listens beyond loopback.
+    pub allowed_hosts: Vec<String>,
+    /// The largest request body accepted (413 beyond it).
+    pub max_body_bytes: usize,
+    /// Requests served at once; more get 503 until one finishes.
+    pub max_concurrent_requests: usize,
+}
+
+/// How HTTP callers authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum McpAuth {
+    Token,
+    None,
 }
 
 impl Section for McpConfig {
@@ -45,6 +64,10 @@ impl Default for McpConfig {
     fn default() -> Self {
         McpConfig {
             listen: DEFAULT_LISTEN.to_string(),
+            auth: McpAuth::Token,
+            allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
+            max_body_bytes: 4 << 20,
+            max_concurrent_requests: 64,
         }
     }
 }

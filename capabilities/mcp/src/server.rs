@@ -83,6 +83,17 @@ fn http_caller(http: &axum::http::request::Parts) -> Caller {
     }
 }
 
+impl McpServer {
+    /// The kernel acting for this request's caller: the HTTP request's
+    /// session and token, or the stdio session's caller.
+    fn caller_context(&self, context: &RequestContext<RoleServer>) -> Context {
+        match context.extensions.get::<axum::http::request::Parts>() {
+            Some(http) => self.ctx.with_caller(http_caller(http)),
+            None => self.ctx.clone(),
+        }
+    }
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         let p = self.ctx.profile;
@@ -93,12 +104,20 @@ impl ServerHandler for McpServer {
             .with_instructions(instructions(&self.ctx))
     }
 
+    /// Only the tools this caller may call: a token's grants shape the list.
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        let ctx = self.caller_context(&context);
+        let mut granted = Vec::with_capacity(self.tools.len());
+        for tool in self.tools.iter() {
+            if ctx.authorize(&tool.name, &Value::Null).await.is_ok() {
+                granted.push(tool.clone());
+            }
+        }
+        Ok(ListToolsResult::with_all_items(granted))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
@@ -115,10 +134,7 @@ impl ServerHandler for McpServer {
             return Err(unknown_tool(&self.ctx, &name));
         }
         let input = Value::Object(request.arguments.unwrap_or_default());
-        let ctx = match context.extensions.get::<axum::http::request::Parts>() {
-            Some(http) => self.ctx.with_caller(http_caller(http)),
-            None => self.ctx.clone(),
-        };
+        let ctx = self.caller_context(&context);
         let outcome = tokio::select! {
             outcome = ctx.call(&name, input) => outcome,
             () = context.ct.cancelled() => {

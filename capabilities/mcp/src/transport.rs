@@ -1,7 +1,8 @@
 //! Serving MCP: stdio for `hakiri mcp`, streamable HTTP on `[mcp] listen` for `hakiri serve`.
 
+use crate::guard::{admit, Guard};
 use crate::server::McpServer;
-use crate::{McpConfig, HTTP_PATH};
+use crate::{McpAuth, McpConfig, HTTP_PATH};
 use anyhow::{anyhow, Context as _};
 use hakiri_kernel::{Caller, Context, RunningService, Shutdown};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -13,10 +14,12 @@ use std::sync::Arc;
 /// `hakiri mcp`: serves one client over stdin/stdout until it disconnects.
 /// Nothing else may write to stdout meanwhile; diagnostics go to stderr.
 pub(crate) async fn serve_stdio(ctx: Context) -> anyhow::Result<ExitCode> {
+    // The local user's own process; `--token` (or HAKIRI_TOKEN) restricts it.
+    let credential = ctx.caller().credential().cloned();
     let ctx = ctx.with_caller(Caller::Agent {
         transport: "mcp-stdio",
         session: None,
-        credential: None,
+        credential,
     });
     serve_until_closed(ctx, rmcp::transport::stdio_pipes())
         .await
@@ -51,18 +54,29 @@ pub(crate) async fn serve_http(ctx: Context, shutdown: Shutdown) -> anyhow::Resu
     let addr = listener
         .local_addr()
         .context("MCP listener has no local address")?;
+    if config.auth == McpAuth::None && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "[mcp] auth = \"none\" is only allowed on a loopback address, but listen is {addr}; \
+             use auth = \"token\" (the default) with `hakiri auth token`, or listen on 127.0.0.1"
+        );
+    }
 
     // Cancelling the token ends every MCP session, including open SSE streams,
     // so the graceful shutdown below does not wait on them.
-    let http = StreamableHttpServerConfig::default();
+    let mut http = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(config.allowed_hosts.iter().cloned());
+    http.max_request_body_bytes = config.max_body_bytes;
     let stop = http.cancellation_token.clone();
+    let guard = Guard::new(ctx.clone(), &config);
     let server = McpServer::new(ctx);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(LocalSessionManager::default()),
         http,
     );
-    let router = axum::Router::new().route_service(HTTP_PATH, service);
+    let router = axum::Router::new()
+        .route_service(HTTP_PATH, service)
+        .layer(axum::middleware::from_fn_with_state(guard, admit));
 
     let run = async move {
         axum::serve(listener, router)
@@ -115,7 +129,13 @@ mod tests {
     }
 
     fn listen_on(addr: &str) -> Context {
-        context(Config::parse(&format!("[mcp]\nlisten = \"{addr}\"\n"), None).unwrap())
+        context(
+            Config::parse(
+                &format!("[mcp]\nlisten = \"{addr}\"\nauth = \"none\"\n"),
+                None,
+            )
+            .unwrap(),
+        )
     }
 
     async fn start(
@@ -285,6 +305,33 @@ mod tests {
             .expect("service stops on shutdown")
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn tokens_are_required_by_default_and_none_needs_loopback() {
+        let ctx = context(Config::parse("[mcp]\nlisten = \"127.0.0.1:0\"\n", None).unwrap());
+        let (_trigger, running) = start(&ctx).await;
+        let running = running.unwrap();
+        let url = running.address.clone().unwrap();
+        tokio::spawn(running.run);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body = response.text().await.unwrap();
+        assert!(body.contains("hakiri auth token"), "{body}");
+
+        let open = context(
+            Config::parse("[mcp]\nlisten = \"0.0.0.0:0\"\nauth = \"none\"\n", None).unwrap(),
+        );
+        let (_t, refused) = start(&open).await;
+        let message = format!("{:#}", refused.err().expect("auth none beyond loopback"));
+        assert!(message.contains("loopback"), "{message}");
     }
 
     #[tokio::test]

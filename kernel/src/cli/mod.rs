@@ -98,9 +98,8 @@ pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
 /// `$HAKIRI_TOKEN`), if any: it restricts their own calls, never widens them.
 fn cli_credential(matches: &clap::ArgMatches) -> Result<Option<Credential>, String> {
     if let Some(path) = matches.get_one::<PathBuf>("token-file") {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!("cannot read --token-file {}: {e}", path.display())
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read --token-file {}: {e}", path.display()))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(format!("--token-file {} is empty", path.display()));

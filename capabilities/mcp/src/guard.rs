@@ -1,0 +1,84 @@
+//! The HTTP front door of `serve`'s MCP endpoint: bearer tokens and a cap on
+//! requests in flight. (Body size and `Host` checks are rmcp's, configured
+//! from the same `[mcp]` section.)
+
+use crate::{McpAuth, McpConfig};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hakiri_kernel::{Caller, Context, Credential};
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+#[derive(Clone)]
+pub(crate) struct Guard {
+    ctx: Context,
+    auth: McpAuth,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Guard {
+    pub(crate) fn new(ctx: Context, config: &McpConfig) -> Guard {
+        Guard {
+            ctx,
+            auth: config.auth,
+            in_flight: Arc::new(Semaphore::new(config.max_concurrent_requests.max(1))),
+        }
+    }
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    let mut response = (status, axum::Json(json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// Admits a request: a slot free, and a valid token unless `auth = "none"`.
+/// A token is checked whenever one is presented, even with `auth = "none"`.
+pub(crate) async fn admit(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = guard.in_flight.clone().try_acquire_owned() else {
+        let mut busy = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight; retry shortly ([mcp] max_concurrent_requests)".into(),
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return busy;
+    };
+    let credential = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Credential::from_bearer);
+    match (&credential, guard.auth) {
+        (None, McpAuth::None) => {}
+        (None, McpAuth::Token) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs `Authorization: Bearer <token>`; mint one with `hakiri auth token`".into(),
+            )
+        }
+        (Some(_), _) => {
+            let caller = Caller::Agent {
+                transport: "mcp-http",
+                session: None,
+                credential: credential.clone(),
+            };
+            if let Err(e) = guard.ctx.with_caller(caller).authorize_connect().await {
+                let reason = match e {
+                    hakiri_kernel::ToolError::Denied { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                return refuse(StatusCode::UNAUTHORIZED, reason);
+            }
+        }
+    }
+    next.run(request).await
+}
