@@ -8,7 +8,7 @@
 //! `r.provide::<dyn CatalogBackend>("sqlite", Arc::new(Backend))?` and the
 //! data path finds it with [`open_catalog`] / [`open_source`].
 
-use hakiri_kernel::{BoxFuture, Context, ExtensionPoint, Section};
+use hakiri_kernel::{BoxFuture, Context, ExtensionPoint, Section, ToolError};
 use serde::{Deserialize, Serialize};
 
 /// One dataset as the catalog records it.
@@ -129,6 +129,15 @@ pub async fn open_source(ctx: &Context, source: &str) -> anyhow::Result<(String,
         );
     };
     Ok((kind.to_string(), connector.open(source, ctx).await?))
+}
+
+/// The resource kind tokens grant datasets under (`hakiri auth token --dataset`).
+pub const DATASET: &str = "dataset";
+
+/// Whether the caller may read (or, with `write`, change) dataset `name`:
+/// tools call this for every dataset a call touches.
+pub async fn authorize_dataset(ctx: &Context, name: &str, write: bool) -> Result<(), ToolError> {
+    ctx.authorize_resource(DATASET, name, write).await
 }
 
 /// `url` with any password replaced by `***`, for messages.

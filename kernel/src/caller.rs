@@ -132,3 +132,46 @@ pub trait Authorizer: Send + Sync {
 impl ExtensionPoint for dyn Authorizer {
     const NAME: &'static str = "authorizer";
 }
+
+/// How a network front end (MCP over HTTP, the cluster API) admits callers;
+/// each declares it in its own section as `auth = "token" | "none"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontDoor {
+    /// Every request presents a bearer token an authorizer accepts.
+    #[default]
+    Token,
+    /// No token needed (one presented is still enforced): loopback only.
+    None,
+}
+
+impl FrontDoor {
+    /// Refuses `none` on an address other hosts can reach.
+    pub fn check_listen(self, addr: std::net::SocketAddr, section: &str) -> Result<(), String> {
+        if self == FrontDoor::None && !addr.ip().is_loopback() {
+            return Err(format!(
+                "[{section}] auth = \"none\" is only allowed on a loopback address, but it listens on {addr}; \
+                 keep auth = \"token\" (the default) and mint tokens with `hakiri auth token`, or listen on 127.0.0.1"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Admits `caller` (built from the request) or says why not. The reason
+    /// names what is missing, never a secret.
+    pub async fn admit(self, ctx: &Context, caller: Caller) -> Result<Context, String> {
+        let ctx = ctx.with_caller(caller);
+        match (ctx.caller().credential(), self) {
+            (None, FrontDoor::None) => Ok(ctx),
+            (None, FrontDoor::Token) => Err(
+                "this endpoint needs `Authorization: Bearer <token>`; mint one with `hakiri auth token`"
+                    .into(),
+            ),
+            (Some(_), _) => match ctx.authorize_connect().await {
+                Ok(()) => Ok(ctx),
+                Err(crate::ToolError::Denied { reason, .. }) => Err(reason),
+                Err(other) => Err(other.to_string()),
+            },
+        }
+    }
+}

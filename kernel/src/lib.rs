@@ -33,7 +33,7 @@ pub mod section;
 pub mod service;
 pub mod tool;
 
-pub use caller::{Access, Authorizer, CallRequest, Caller, Credential};
+pub use caller::{Access, Authorizer, CallRequest, Caller, Credential, FrontDoor};
 pub use capability::{Capability, CheckOutcome, Library};
 pub use config::Config;
 pub use context::Context;

@@ -1,8 +1,12 @@
 //! `coord-api`: the coordinator's HTTP API, served with axum.
 //!
-//! * `GET /health` — `{"status": "ok", "profile": <binary profile>}`
-//! * `GET /v1/cluster` — the output of the `raft.status` tool, or a 500 with
-//!   `{"error": ...}` when it fails (for instance when no Raft node runs here).
+//! * `GET /health` — `{"status": "ok", "profile": <binary profile>}` (open)
+//! * `GET /v1/cluster` — the output of the `raft.status` tool; needs a bearer
+//!   token granting it (401 without a valid token, 403 when the token does
+//!   not grant the tool, 500 with `{"error": ...}` when it fails).
+//!
+//! Reading and changing cluster state are separate tools (`raft.status`
+//! reads), so a token grants one without the other.
 
 use anyhow::Context as _;
 use axum::extract::State;
@@ -11,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use hakiri_kernel::{
-    Caller, CheckOutcome, Context, Credential, KernelError, Registrar, RunningService, Section,
-    Shutdown,
+    Caller, CheckOutcome, Context, Credential, FrontDoor, KernelError, Registrar, RunningService,
+    Section, Shutdown, ToolError,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,6 +40,9 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
 pub struct CoordApiConfig {
     /// Address to listen on, `host:port`.
     pub listen: String,
+    /// `token` (default): `/v1/*` needs `Authorization: Bearer <token>`;
+    /// `none`: open, only allowed on a loopback address.
+    pub auth: FrontDoor,
 }
 
 impl Section for CoordApiConfig {
@@ -46,6 +53,7 @@ impl Default for CoordApiConfig {
     fn default() -> Self {
         CoordApiConfig {
             listen: "127.0.0.1:7979".into(),
+            auth: FrontDoor::Token,
         }
     }
 }
@@ -76,16 +84,33 @@ fn caller(headers: &HeaderMap) -> Caller {
     }
 }
 
-async fn cluster(State(ctx): State<Context>, headers: HeaderMap) -> Response {
-    let ctx = ctx.with_caller(caller(&headers));
-    match ctx.call("raft.status", json!({})).await {
-        Ok(status) => Json(status).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({ "error": e.to_string() })),
-        )
-            .into_response(),
+fn error(status: StatusCode, message: String) -> Response {
+    let mut response = (status, Json(json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
     }
+    response
+}
+
+/// Calls `tool` for the request's caller, admitted by `[coord-api] auth`.
+async fn call_for(ctx: &Context, headers: &HeaderMap, tool: &str, input: Value) -> Response {
+    let door = ctx.section::<CoordApiConfig>().auth;
+    let ctx = match door.admit(ctx, caller(headers)).await {
+        Ok(ctx) => ctx,
+        Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
+    };
+    match ctx.call(tool, input).await {
+        Ok(value) => Json(value).into_response(),
+        Err(e @ ToolError::Denied { .. }) => error(StatusCode::FORBIDDEN, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn cluster(State(ctx): State<Context>, headers: HeaderMap) -> Response {
+    call_for(&ctx, &headers, "raft.status", json!({})).await
 }
 
 async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
@@ -101,6 +126,10 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
     let addr = listener
         .local_addr()
         .with_context(|| format!("cannot read the address bound for {}", config.listen))?;
+    config
+        .auth
+        .check_listen(addr, "coord-api")
+        .map_err(|e| anyhow::anyhow!(e))?;
     let app = router(ctx);
     Ok(RunningService {
         address: Some(format!("http://{addr}")),
@@ -206,7 +235,7 @@ mod tests {
 
     #[tokio::test]
     async fn service_serves_health_and_reports_cluster_errors() {
-        let ctx = ctx("[coord-api]\nlisten = \"127.0.0.1:0\"\n");
+        let ctx = ctx("[coord-api]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n");
         let (stop, shutdown) = Shutdown::new();
         let start = ctx.registry.services["coord-api"].item.clone();
         let svc = start(ctx.clone(), shutdown)
@@ -248,6 +277,28 @@ mod tests {
             TcpStream::connect(addr).await.is_err(),
             "still listening after shutdown"
         );
+    }
+
+    #[tokio::test]
+    async fn tokens_are_required_by_default_and_none_needs_loopback() {
+        let secured = ctx("[coord-api]\nlisten = \"127.0.0.1:0\"\n");
+        let (_stop, shutdown) = Shutdown::new();
+        let start = secured.registry.services["coord-api"].item.clone();
+        let svc = start(secured.clone(), shutdown).await.expect("starts");
+        let addr: SocketAddr = svc.address.clone().unwrap()[7..].parse().unwrap();
+        tokio::spawn(svc.run);
+        let (status, body) = http_get(addr, "/v1/cluster").await.unwrap();
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("hakiri auth token"), "{body}");
+        assert_eq!(http_get(addr, "/health").await.unwrap().0, 200);
+
+        let open = ctx("[coord-api]\nlisten = \"0.0.0.0:0\"\nauth = \"none\"\n");
+        let (_s, shutdown) = Shutdown::new();
+        let err = match start(open, shutdown).await {
+            Ok(_) => panic!("auth = none beyond loopback must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("loopback"), "{err}");
     }
 
     #[tokio::test]

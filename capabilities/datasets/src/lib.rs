@@ -9,7 +9,7 @@ pub mod store;
 
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, Command};
-use hakiri_data_api::{open_catalog, CatalogConfig, DatasetEntry};
+use hakiri_data_api::{authorize_dataset, open_catalog, CatalogConfig, DatasetEntry};
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool};
 use ingest::{Format, IngestInput, Mode, OnError};
 use polars::prelude::*;
@@ -36,22 +36,37 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.tool(Tool::typed(
         "datasets.ingest",
         "Ingest files, globs, directories or http(s) URLs (CSV, TSV, NDJSON, JSON, Parquet) into a dataset",
-        |input: IngestInput, ctx| async move { Ok(ingest::ingest(&ctx, input, indicatif::ProgressBar::hidden()).await?) },
+        |input: IngestInput, ctx| async move {
+            authorize_dataset(&ctx, &input.name, true).await?;
+            Ok(ingest::ingest(&ctx, input, indicatif::ProgressBar::hidden()).await?)
+        },
     ))?;
     r.tool(Tool::typed(
         "datasets.list",
         "List datasets: name, rows, size, columns, version, source, updated",
-        |_: NoInput, ctx| async move { Ok(list(&ctx).await?) },
+        |_: NoInput, ctx| async move {
+            let mut visible = Vec::new();
+            for entry in list(&ctx).await? {
+                if authorize_dataset(&ctx, &entry.name, false).await.is_ok() {
+                    visible.push(entry);
+                }
+            }
+            Ok(visible)
+        },
     ))?;
     r.tool(Tool::typed(
         "datasets.describe",
         "A dataset's schema and per-column stats: nulls, min, max, mean, distinct estimate",
-        |input: NameInput, ctx| async move { Ok(describe(&ctx, &input.name).await?) },
+        |input: NameInput, ctx| async move {
+            authorize_dataset(&ctx, &input.name, false).await?;
+            Ok(describe(&ctx, &input.name).await?)
+        },
     ))?;
     r.tool(Tool::typed(
         "datasets.drop",
         "Remove a dataset and its files",
         |input: NameInput, ctx| async move {
+            authorize_dataset(&ctx, &input.name, true).await?;
             drop_dataset(&ctx, &input.name).await?;
             Ok(serde_json::json!({"dropped": input.name}))
         },

@@ -132,15 +132,21 @@ struct QueryOutput {
 /// A dataset as a view: its name and the directory of its Parquet files.
 type View = (String, String);
 
-/// The catalog's datasets, to expose as views.
+/// The catalog's datasets this caller may read, to expose as views: the
+/// others do not exist for the query, and their files stay outside the
+/// sandbox's readable directories.
 async fn datasets(ctx: &Context) -> anyhow::Result<Vec<View>> {
     let catalog = hakiri_data_api::open_catalog(ctx).await?;
-    Ok(catalog
-        .list()
-        .await?
-        .into_iter()
-        .map(|d| (d.name, d.location))
-        .collect())
+    let mut views = Vec::new();
+    for d in catalog.list().await? {
+        if hakiri_data_api::authorize_dataset(ctx, &d.name, false)
+            .await
+            .is_ok()
+        {
+            views.push((d.name, d.location));
+        }
+    }
+    Ok(views)
 }
 
 /// An in-memory DuckDB connection configured from `[engine]`.

@@ -2,12 +2,12 @@
 //! requests in flight. (Body size and `Host` checks are rmcp's, configured
 //! from the same `[mcp]` section.)
 
-use crate::{McpAuth, McpConfig};
+use crate::McpConfig;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hakiri_kernel::{Caller, Context, Credential};
+use hakiri_kernel::{Caller, Context, Credential, FrontDoor};
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 #[derive(Clone)]
 pub(crate) struct Guard {
     ctx: Context,
-    auth: McpAuth,
+    auth: FrontDoor,
     in_flight: Arc<Semaphore>,
 }
 
@@ -57,28 +57,13 @@ pub(crate) async fn admit(State(guard): State<Guard>, request: Request, next: Ne
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(Credential::from_bearer);
-    match (&credential, guard.auth) {
-        (None, McpAuth::None) => {}
-        (None, McpAuth::Token) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "this endpoint needs `Authorization: Bearer <token>`; mint one with `hakiri auth token`".into(),
-            )
-        }
-        (Some(_), _) => {
-            let caller = Caller::Agent {
-                transport: "mcp-http",
-                session: None,
-                credential: credential.clone(),
-            };
-            if let Err(e) = guard.ctx.with_caller(caller).authorize_connect().await {
-                let reason = match e {
-                    hakiri_kernel::ToolError::Denied { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                return refuse(StatusCode::UNAUTHORIZED, reason);
-            }
-        }
+    let caller = Caller::Agent {
+        transport: "mcp-http",
+        session: None,
+        credential,
+    };
+    if let Err(reason) = guard.auth.admit(&guard.ctx, caller).await {
+        return refuse(StatusCode::UNAUTHORIZED, reason);
     }
     next.run(request).await
 }

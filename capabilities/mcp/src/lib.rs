@@ -17,7 +17,7 @@ pub use server::McpServer;
 use check::self_check;
 #[cfg(doc)]
 use hakiri_kernel::Context;
-use hakiri_kernel::{KernelError, Registrar, Section};
+use hakiri_kernel::{FrontDoor, KernelError, Registrar, Section};
 use serde::Deserialize;
 use transport::{serve_http, serve_stdio};
 
@@ -38,7 +38,7 @@ pub struct McpConfig {
     /// `token` (default): every HTTP request needs `Authorization: Bearer
     /// <token>` (`hakiri auth token`). `none`: no token needed, only allowed
     /// when `listen` is a loopback address (local development).
-    pub auth: McpAuth,
+    pub auth: FrontDoor,
     /// `Host` values requests may name (DNS-rebinding protection); add the
     /// daemon's public name when it listens beyond loopback.
     pub allowed_hosts: Vec<String>,
@@ -46,14 +46,6 @@ pub struct McpConfig {
     pub max_body_bytes: usize,
     /// Requests served at once; more get 503 until one finishes.
     pub max_concurrent_requests: usize,
-}
-
-/// How HTTP callers authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum McpAuth {
-    Token,
-    None,
 }
 
 impl Section for McpConfig {
@@ -64,7 +56,7 @@ impl Default for McpConfig {
     fn default() -> Self {
         McpConfig {
             listen: DEFAULT_LISTEN.to_string(),
-            auth: McpAuth::Token,
+            auth: FrontDoor::Token,
             allowed_hosts: ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec(),
             max_body_bytes: 4 << 20,
             max_concurrent_requests: 64,

@@ -2,7 +2,7 @@
 
 use crate::guard::{admit, Guard};
 use crate::server::McpServer;
-use crate::{McpAuth, McpConfig, HTTP_PATH};
+use crate::{McpConfig, HTTP_PATH};
 use anyhow::{anyhow, Context as _};
 use hakiri_kernel::{Caller, Context, RunningService, Shutdown};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -54,12 +54,10 @@ pub(crate) async fn serve_http(ctx: Context, shutdown: Shutdown) -> anyhow::Resu
     let addr = listener
         .local_addr()
         .context("MCP listener has no local address")?;
-    if config.auth == McpAuth::None && !addr.ip().is_loopback() {
-        anyhow::bail!(
-            "[mcp] auth = \"none\" is only allowed on a loopback address, but listen is {addr}; \
-             use auth = \"token\" (the default) with `hakiri auth token`, or listen on 127.0.0.1"
-        );
-    }
+    config
+        .auth
+        .check_listen(addr, "mcp")
+        .map_err(|e| anyhow!(e))?;
 
     // Cancelling the token ends every MCP session, including open SSE streams,
     // so the graceful shutdown below does not wait on them.

@@ -19,9 +19,16 @@ pub(super) async fn resolve(
     progress: &indicatif::ProgressBar,
 ) -> Result<Vec<Input>> {
     let mut out = Vec::new();
+    // A remote caller's sources all go through the connectors, whose guards
+    // ([connectors] allow_paths / allow_urls) decide; globs and directories
+    // are the CLI user's.
+    let remote = !ctx.caller().is_local();
     for (k, source) in input.sources.iter().enumerate() {
         let mut files: Vec<(PathBuf, String)> = Vec::new();
-        if is_stream(source) {
+        if remote && !is_stream(source) && source.contains(['*', '?', '[']) {
+            bail!("`{source}`: globs are for the CLI; remote callers name each file");
+        }
+        if is_stream(source) || remote {
             let (_, reader) = hakiri_data_api::open_source(ctx, source).await?;
             let dest = staging.join(format!("source-{k}"));
             let (d, pb) = (dest.clone(), progress.clone());
