@@ -50,20 +50,24 @@ fn http(
 enum Driver {
     Coord {
         addr: String,
+        /// `Bearer <token>`, sent with every request.
+        bearer: String,
     },
     Mcp {
         addr: String,
         session: Option<String>,
         next_id: u64,
+        bearer: String,
     },
 }
 
 impl Driver {
-    fn new(profile: &str, ready: &str) -> Result<Driver> {
+    fn new(profile: &str, ready: &str, token: String) -> Result<Driver> {
         match profile {
             "hakiri-coord" => Ok(Driver::Coord {
                 addr: service_addr(ready, "coord-api")
                     .context("coord-api address not in the ready line")?,
+                bearer: format!("Bearer {token}"),
             }),
             "hakiri-full" => {
                 let addr =
@@ -72,6 +76,7 @@ impl Driver {
                     addr,
                     session: None,
                     next_id: 1,
+                    bearer: format!("Bearer {token}"),
                 };
                 d.mcp_initialize()?;
                 Ok(d)
@@ -81,12 +86,19 @@ impl Driver {
     }
 
     fn mcp_post(&mut self, body: &str) -> Result<Response> {
-        let Driver::Mcp { addr, session, .. } = self else {
-            unreachable!()
+        let Driver::Mcp {
+            addr,
+            session,
+            bearer,
+            ..
+        } = self
+        else {
+            bail!("MCP request on a driver that does not speak MCP");
         };
         let mut headers = vec![
             ("Content-Type", "application/json"),
             ("Accept", "application/json, text/event-stream"),
+            ("Authorization", bearer.as_str()),
         ];
         if let Some(s) = session {
             headers.push(("Mcp-Session-Id", s.as_str()));
@@ -117,8 +129,8 @@ impl Driver {
 
     fn call(&mut self) -> Result<()> {
         match self {
-            Driver::Coord { addr } => {
-                let resp = http(addr, "GET", "/v1/cluster", &[], "")?;
+            Driver::Coord { addr, bearer } => {
+                let resp = http(addr, "GET", "/v1/cluster", &[("Authorization", bearer)], "")?;
                 anyhow::ensure!(
                     resp.status == 200,
                     "GET /v1/cluster answered {}: {}",
@@ -164,8 +176,10 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
     }
     let bin = ws.binary(&package);
     let home = probe::scratch_home("soak")?;
+    // The daemon is driven as a remote agent would: with a token.
+    let token = hakiri_testkit::mint_token(&bin, &home, &["--tool", "*", "--ttl", "30d"]);
     let running = probe::start_serve(&bin, &home)?;
-    let mut driver = Driver::new(&package, &running.ready_line)?;
+    let mut driver = Driver::new(&package, &running.ready_line, token)?;
     let warmup = (duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(3600));
     let interval = (duration / 100).clamp(Duration::from_secs(1), Duration::from_secs(300));
     let start = Instant::now();

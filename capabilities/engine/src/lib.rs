@@ -57,10 +57,15 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             let cfg = ctx.section::<EngineConfig>();
             let ceiling = cfg.max_rows.unwrap_or(10_000);
             let limit = input.max_rows.unwrap_or(ceiling).min(ceiling);
-            tokio::task::spawn_blocking(move || query_json(&ctx, &datasets, &input.sql, limit))
-                .await
-                .map_err(ToolError::failed)?
-                .map_err(ToolError::from)
+            let run = ctx.clone();
+            let outcome =
+                tokio::task::spawn_blocking(move || query_json(&run, &datasets, &input.sql, limit))
+                    .await
+                    .map_err(ToolError::failed)?;
+            match outcome {
+                Ok(v) => Ok(v),
+                Err(e) => Err(not_granted(&ctx, &e).await.unwrap_or_else(|| e.into())),
+            }
         },
     ))?;
     r.command(
@@ -147,6 +152,18 @@ async fn datasets(ctx: &Context) -> anyhow::Result<Vec<View>> {
         }
     }
     Ok(views)
+}
+
+/// A query that names a table the caller may not read fails as "table does
+/// not exist"; say instead that the token does not grant it (the same
+/// whether or not such a dataset exists, so nothing leaks).
+async fn not_granted(ctx: &Context, error: &anyhow::Error) -> Option<ToolError> {
+    let text = error.to_string();
+    let rest = text.split("Table with name ").nth(1)?;
+    let name = rest.split(" does not exist").next()?.trim_matches('"');
+    hakiri_data_api::authorize_dataset(ctx, name, false)
+        .await
+        .err()
 }
 
 /// An in-memory DuckDB connection configured from `[engine]`.

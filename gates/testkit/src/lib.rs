@@ -72,6 +72,26 @@ pub fn run(bin: impl AsRef<OsStr>, home: &Path, args: &[&str]) -> Output {
     output(command(bin, home).args(args), &[], TIMEOUT)
 }
 
+/// Mints a token in `home` with `bin auth token args…` (`--tool`,
+/// `--dataset`, `--ttl`, `--read-only`), creating the home's root key on
+/// first use. Panics with the binary's message if it cannot.
+pub fn mint_token(bin: impl AsRef<OsStr>, home: &Path, args: &[&str]) -> String {
+    let bin = bin.as_ref();
+    if !home.join("auth/root.key").exists() {
+        let init = run(bin, home, &["auth", "init"]);
+        assert!(init.status.success(), "auth init: {}", text(&init.stderr));
+    }
+    let mut all = vec!["auth", "token"];
+    all.extend_from_slice(args);
+    let out = run(bin, home, &all);
+    assert!(
+        out.status.success(),
+        "auth token {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
+}
+
 /// [`run`] with extra environment variables and bytes on stdin.
 pub fn run_with(
     bin: impl AsRef<OsStr>,

@@ -3,6 +3,7 @@
 use hakiri_testkit::{http, text, Home};
 use serde_json::Value;
 use std::process::Output;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-coord");
 
@@ -65,13 +66,38 @@ fn engine_commands_point_elsewhere() {
 #[test]
 fn serve_elects_a_leader_and_reports_it_over_http() {
     let home = Home::new();
+    let reader = hakiri_testkit::mint_token(BIN, home.path(), &["--tool", "raft.status"]);
+    let other = hakiri_testkit::mint_token(BIN, home.path(), &["--tool", "raft.propose"]);
     let mut serve = hakiri_testkit::start_serve(BIN, home.path());
     let ready = &serve.ready_line;
     assert!(
         ready.starts_with("hakiri-coord ready: coord-api on http://127.0.0.1:"),
         "{ready}"
     );
-    let resp = http::get(&format!("http://{}/v1/cluster", serve.addr("coord-api")));
+    let url = format!("http://{}/v1/cluster", serve.addr("coord-api"));
+    let as_bearer = |token: &str| {
+        let header = format!("Bearer {token}");
+        http::request(
+            "GET",
+            &url,
+            &[("Authorization", &header)],
+            b"",
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    };
+    assert_eq!(http::get(&url).status, 401, "no token, no cluster state");
+    assert_eq!(as_bearer("garbage").status, 401);
+    let wrong_right = as_bearer(&other);
+    assert_eq!(wrong_right.status, 403, "{}", wrong_right.body);
+    assert!(
+        wrong_right
+            .body
+            .contains("does not grant tool `raft.status`"),
+        "{}",
+        wrong_right.body
+    );
+    let resp = as_bearer(&reader);
     assert_eq!(resp.status, 200, "{}", resp.body);
     let body: Value = resp.json();
     assert_eq!(body["state"], "leader");

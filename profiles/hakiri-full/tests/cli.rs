@@ -91,8 +91,11 @@ fn tools_run_through_call() {
     assert!(text(&out.stderr).contains("vector 0 has 1 dimensions but the query has 2"));
 }
 
-fn post(url: &str, session: Option<&str>, body: &str) -> Response {
-    let mut headers = vec![("Accept", "application/json, text/event-stream")];
+fn post(url: &str, bearer: &str, session: Option<&str>, body: &str) -> Response {
+    let mut headers = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("Authorization", bearer),
+    ];
     if let Some(sid) = session {
         headers.push(("Mcp-Session-Id", sid));
     }
@@ -102,6 +105,8 @@ fn post(url: &str, session: Option<&str>, body: &str) -> Response {
 #[test]
 fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
     let home = Home::new();
+    let token = hakiri_testkit::mint_token(BIN, home.path(), &["--tool", "*"]);
+    let bearer = format!("Bearer {token}");
     let mut serve = hakiri_testkit::start_serve(BIN, home.path());
     let ready = &serve.ready_line;
     assert!(
@@ -110,18 +115,21 @@ fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
     );
     let url = format!("http://{}/mcp", serve.addr("mcp"));
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#;
-    let initialized = post(&url, None, init);
+    assert_eq!(post(&url, "", None, init).status, 401, "no token, no entry");
+    let initialized = post(&url, &bearer, None, init);
     let (status, body) = (initialized.status, &initialized.body);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"name\":\"hakiri\""), "{body}");
     let sid = initialized.header("mcp-session-id").map(str::to_string);
     post(
         &url,
+        &bearer,
         sid.as_deref(),
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     let Response { status, body, .. } = post(
         &url,
+        &bearer,
         sid.as_deref(),
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}"#,
     );
