@@ -25,6 +25,7 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
     assert_eq!(
         names,
         [
+            "auth",
             "catalog-sqlite",
             "connectors",
             "datasets",
@@ -33,7 +34,12 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
             "s3-sync"
         ]
     );
-    let engine = &v["capabilities"][3];
+    let engine = v["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "engine")
+        .unwrap();
     let libs: Vec<&str> = engine["libraries"]
         .as_array()
         .unwrap()
@@ -51,6 +57,10 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
     );
     assert_eq!(
         v["capabilities"][0]["contributes"]["provides"],
+        serde_json::json!({"authorizer": ["biscuit"]})
+    );
+    assert_eq!(
+        v["capabilities"][1]["contributes"]["provides"],
         serde_json::json!({"catalog": ["sqlite"]})
     );
 }
