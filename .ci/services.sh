@@ -38,5 +38,10 @@ if ! curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1; then
 fi
 export HAKIRI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 
+# The official Python MCP SDK, a real client for the daemon's MCP endpoints.
+python3 -c 'import mcp.client.streamable_http' 2>/dev/null \
+  || python3 -m pip install --quiet --disable-pip-version-check mcp
+export HAKIRI_TEST_PYTHON_MCP=python3
+
 # Every service test runs here: a missing variable fails it instead of skipping it.
 export HAKIRI_TEST_REQUIRE_SERVICES=1

@@ -229,6 +229,47 @@ fn serves_tool_calls_as_a_lambda_bootstrap() {
     );
 }
 
+/// IAM admits the invocation; a token in the event is then enforced, and
+/// the function needs only the public key to verify it.
+#[test]
+fn lambda_events_with_a_token_are_held_to_it() {
+    let issuer = Home::new();
+    let token = hakiri_testkit::mint_token(BIN, issuer.path(), &["--tool", "datasets.list"]);
+    let public_key = std::fs::read_to_string(issuer.path().join("auth/root.pub")).unwrap();
+    let home = Home::new(); // the function: no private key, only the public one
+    let emu = Emulator::start().unwrap();
+    let event = |tool: &str, token: &str| {
+        emu.invoke(&serde_json::json!({"tool": tool, "input": {}, "token": token}).to_string())
+    };
+    let granted = event("datasets.list", &token);
+    let other_tool = event("engine.query", &token);
+    let garbage = event("datasets.list", "garbage");
+    let mut bootstrap = hakiri_testkit::command(BIN, home.path());
+    bootstrap
+        .envs(emu.env())
+        .env("HAKIRI_AUTH__PUBLIC_KEY", public_key.trim());
+    let running = hakiri_testkit::Running::spawn(&mut bootstrap).unwrap();
+    let wait = |id: String| emu.wait(&id, Duration::from_secs(30)).expect("an answer");
+    let (granted, other_tool, garbage) = (wait(granted), wait(other_tool), wait(garbage));
+    drop(running);
+    assert_eq!(granted.kind, Kind::Response, "{}", granted.body);
+    assert_eq!(other_tool.kind, Kind::Error);
+    assert!(
+        other_tool
+            .body
+            .contains("token does not grant tool `engine.query`"),
+        "{}",
+        other_tool.body
+    );
+    assert_eq!(garbage.kind, Kind::Error);
+    assert!(
+        garbage.body.contains("not valid for this server"),
+        "{}",
+        garbage.body
+    );
+    assert!(!other_tool.body.contains(&token), "the token was echoed");
+}
+
 #[test]
 fn lambda_outside_lambda_says_what_is_missing() {
     let home = Home::new();

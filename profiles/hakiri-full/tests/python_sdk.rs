@@ -1,0 +1,102 @@
+//! hakiri-full driven by the official Python MCP SDK, over streamable HTTP
+//! and over stdio, with tokens: what a user's agent framework would do.
+
+use hakiri_testkit::{mint_token, run, skip_unless_configured, text, Home};
+use serde_json::{json, Value};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hakiri-full");
+
+/// Runs the SDK client script; `Err` carries what it printed when refused.
+fn sdk(
+    python: &str,
+    home: &Home,
+    mode: &str,
+    target: &str,
+    token: &str,
+    calls: Value,
+) -> Result<Value, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../gates/clients/mcp_python_client.py"
+    );
+    let mut cmd = Command::new(python);
+    cmd.args([script, mode, target, token, &calls.to_string()])
+        .env("HAKIRI_HOME", home.path())
+        .env_remove("HAKIRI_TOKEN");
+    let out = hakiri_testkit::output(&mut cmd, &[], std::time::Duration::from_secs(120));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "client printed no JSON: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    if out.status.success() {
+        Ok(printed)
+    } else {
+        Err(printed["refused"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+#[test]
+fn the_python_sdk_gets_exactly_what_its_token_grants() {
+    let python = skip_unless_configured!("HAKIRI_TEST_PYTHON_MCP");
+    let home = Home::new();
+    let csv = home.path().join("sales.csv");
+    std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
+    let out = run(
+        BIN,
+        home.path(),
+        &["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = mint_token(
+        BIN,
+        home.path(),
+        &[
+            "--tool",
+            "engine.query",
+            "--dataset",
+            "sales",
+            "--ttl",
+            "1h",
+        ],
+    );
+    let calls = json!([
+        ["engine.query", {"sql": "select sum(amount) s from sales"}],
+        ["engine.query", {"sql": "select * from read_text('/etc/passwd')"}],
+        ["vector.nearest", {"vectors": [[0.0]], "query": [0.0]}]
+    ]);
+    let check = |answer: Value| {
+        assert_eq!(answer["tools"], json!(["engine.query"]), "{answer}");
+        let c = &answer["calls"];
+        assert_eq!(c[0]["is_error"], false, "{answer}");
+        assert_eq!(c[0]["structured"]["rows"][0]["s"], 7, "{answer}");
+        assert_eq!(c[1]["is_error"], true, "{answer}");
+        assert!(
+            c[1]["text"][0]
+                .as_str()
+                .unwrap()
+                .contains("Permission Error"),
+            "{answer}"
+        );
+        assert_eq!(c[2]["is_error"], true, "{answer}");
+        assert!(
+            c[2]["text"][0]
+                .as_str()
+                .unwrap()
+                .contains("does not grant tool `vector.nearest`"),
+            "{answer}"
+        );
+    };
+
+    let mut serve = hakiri_testkit::start_serve(BIN, home.path());
+    let url = format!("http://{}/mcp", serve.addr("mcp"));
+    check(sdk(&python, &home, "http", &url, &token, calls.clone()).expect("granted session"));
+    let refused = sdk(&python, &home, "http", &url, "", json!([])).expect_err("no token");
+    assert!(refused.contains("401"), "{refused}");
+    assert!(serve.stop().success());
+
+    check(sdk(&python, &home, "stdio", BIN, &token, calls).expect("stdio session"));
+}
