@@ -27,12 +27,13 @@ async def run_session(streams, calls):
         listed = await session.list_tools()
         out = {"tools": sorted(t.name for t in listed.tools), "calls": []}
         for name, args in calls:
-            result = await session.call_tool(name, args)
+            # As on the wire (camelCase), whatever the SDK's attribute names.
+            result = (await session.call_tool(name, args)).model_dump(by_alias=True)
             out["calls"].append(
                 {
-                    "is_error": bool(getattr(result, "isError", False)),
-                    "structured": getattr(result, "structuredContent", None),
-                    "text": [c.text for c in getattr(result, "content", []) if hasattr(c, "text")],
+                    "is_error": bool(result.get("isError")),
+                    "structured": result.get("structuredContent"),
+                    "text": [c["text"] for c in result.get("content") or [] if "text" in c],
                 }
             )
         return out
