@@ -21,9 +21,11 @@ use hakiri_kernel::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 hakiri_kernel::capability!(register);
 
@@ -43,6 +45,8 @@ pub struct CoordApiConfig {
     /// `token` (default): `/v1/*` needs `Authorization: Bearer <token>`;
     /// `none`: open, only allowed on a loopback address.
     pub auth: FrontDoor,
+    /// Requests served at once; more get 503 until one finishes.
+    pub max_concurrent_requests: usize,
 }
 
 impl Section for CoordApiConfig {
@@ -54,19 +58,34 @@ impl Default for CoordApiConfig {
         CoordApiConfig {
             listen: "127.0.0.1:7979".into(),
             auth: FrontDoor::Token,
+            max_concurrent_requests: 64,
         }
     }
 }
 
+/// What every handler shares: the kernel and the in-flight cap.
+#[derive(Clone)]
+struct Api {
+    ctx: Context,
+    in_flight: Arc<Semaphore>,
+}
+
 /// The API's routes.
 pub fn router(ctx: Context) -> Router {
+    let cap = ctx
+        .section::<CoordApiConfig>()
+        .max_concurrent_requests
+        .max(1);
     Router::new()
         .route("/health", get(health))
         .route("/v1/cluster", get(cluster))
-        .with_state(ctx)
+        .with_state(Api {
+            ctx,
+            in_flight: Arc::new(Semaphore::new(cap)),
+        })
 }
 
-async fn health(State(ctx): State<Context>) -> Json<Value> {
+async fn health(State(Api { ctx, .. }): State<Api>) -> Json<Value> {
     Json(json!({ "status": "ok", "profile": ctx.profile.name }))
 }
 
@@ -96,7 +115,15 @@ fn error(status: StatusCode, message: String) -> Response {
 }
 
 /// Calls `tool` for the request's caller, admitted by `[coord-api] auth`.
-async fn call_for(ctx: &Context, headers: &HeaderMap, tool: &str, input: Value) -> Response {
+async fn call_for(api: &Api, headers: &HeaderMap, tool: &str, input: Value) -> Response {
+    let Ok(_slot) = api.in_flight.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests in flight; retry shortly ([coord-api] max_concurrent_requests)"
+                .into(),
+        );
+    };
+    let ctx = &api.ctx;
     let door = ctx.section::<CoordApiConfig>().auth;
     let ctx = match door.admit(ctx, caller(headers)).await {
         Ok(ctx) => ctx,
@@ -109,8 +136,8 @@ async fn call_for(ctx: &Context, headers: &HeaderMap, tool: &str, input: Value) 
     }
 }
 
-async fn cluster(State(ctx): State<Context>, headers: HeaderMap) -> Response {
-    call_for(&ctx, &headers, "raft.status", json!({})).await
+async fn cluster(State(api): State<Api>, headers: HeaderMap) -> Response {
+    call_for(&api, &headers, "raft.status", json!({})).await
 }
 
 async fn bind(listen: &str) -> anyhow::Result<TcpListener> {
