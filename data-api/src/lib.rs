@@ -131,6 +131,17 @@ pub async fn open_source(ctx: &Context, source: &str) -> anyhow::Result<(String,
     Ok((kind.to_string(), connector.open(source, ctx).await?))
 }
 
+/// What a capability knows about a dataset that listings should show (its
+/// refresh schedule, its indexes, …): `hakiri datasets` and `datasets.list`
+/// add each provider's answer under the provider's name.
+pub trait DatasetStatus: Send + Sync {
+    fn status(&self, ctx: &Context, dataset: &str) -> Option<serde_json::Value>;
+}
+
+impl ExtensionPoint for dyn DatasetStatus {
+    const NAME: &'static str = "dataset-status";
+}
+
 /// The resource kind tokens grant datasets under (`hakiri auth token --dataset`).
 pub const DATASET: &str = "dataset";
 

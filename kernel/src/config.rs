@@ -192,7 +192,11 @@ impl Config {
     pub fn check(&self, registry: &Registry, profile: &Profile) -> ConfigReport {
         let mut report = ConfigReport::default();
         for (key, value) in &self.table {
-            let is_table = value.is_table();
+            // A section is a table, or an array of tables (`[[refresh]]`).
+            let is_table = value.is_table()
+                || value
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(toml::Value::is_table));
             if !is_table {
                 if !KERNEL_KEYS.contains(&key.as_str()) {
                     report.errors.push(format!(

@@ -22,7 +22,8 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// A config section `[NAME]`. An absent section is `Self::default()`;
+/// A config section `[NAME]` (or an array of tables `[[NAME]]`, for a type
+/// that deserializes from a list). An absent section is `Self::default()`;
 /// use `#[serde(deny_unknown_fields)]` so typos are errors.
 pub trait Section: DeserializeOwned + Default + Send + Sync + 'static {
     const NAME: &'static str;

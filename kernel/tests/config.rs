@@ -195,3 +195,39 @@ fn one_section_type_may_be_shared_but_not_one_name_by_two_types() {
         "{err}"
     );
 }
+
+/// `[[job]]`: a section that is an array of tables.
+#[derive(serde::Deserialize, Default)]
+#[serde(transparent)]
+#[allow(dead_code)]
+struct Jobs(Vec<Job>);
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Job {
+    name: String,
+    every: u32,
+}
+
+impl Section for Jobs {
+    const NAME: &'static str = "job";
+}
+
+static JOBS: Capability = Capability::inline("jobs", "hakiri-cap-jobs", |r| r.config::<Jobs>());
+
+#[test]
+fn a_section_may_be_an_array_of_tables() {
+    let text = "[[job]]\nname = \"a\"\nevery = 1\n\n[[job]]\nname = \"b\"\nevery = \"x\"\n";
+    let cfg = Config::parse(text, Some(Path::new("h.toml"))).unwrap();
+    let reg = Registry::from_capabilities(vec![&JOBS]).unwrap();
+    let report = cfg.check(&reg, &CORE);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].starts_with("h.toml:7: [job]: "),
+        "{:?}",
+        report.errors
+    );
+    let good = Config::parse("[[job]]\nname = \"a\"\nevery = 1\n", None).unwrap();
+    assert!(good.check(&reg, &CORE).errors.is_empty());
+}

@@ -9,7 +9,9 @@ pub mod store;
 
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, Command};
-use hakiri_data_api::{authorize_dataset, open_catalog, CatalogConfig, DatasetEntry};
+use hakiri_data_api::{
+    authorize_dataset, open_catalog, CatalogConfig, DatasetEntry, DatasetStatus,
+};
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool};
 use ingest::{Format, IngestInput, Mode, OnError};
 use polars::prelude::*;
@@ -51,7 +53,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     visible.push(entry);
                 }
             }
-            Ok(visible)
+            Ok(annotated(&ctx, &visible)?)
         },
     ))?;
     r.tool(Tool::typed(
@@ -82,7 +84,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 .help("Print JSON"),
         ),
         |m, ctx| async move {
-            let all = list(&ctx).await?;
+            let all = annotated(&ctx, &list(&ctx).await?)?;
             if m.get_flag("json") {
                 println!("{}", serde_json::to_string_pretty(&all)?);
             } else {
@@ -249,21 +251,61 @@ async fn list(ctx: &Context) -> Result<Vec<DatasetEntry>> {
     open_catalog(ctx).await?.list().await
 }
 
-fn print_list(all: &[DatasetEntry]) {
+/// Each entry as JSON plus what other capabilities know about it (e.g.
+/// `"refresh"`: its schedule and freshness), under the provider's name.
+fn annotated(ctx: &Context, entries: &[DatasetEntry]) -> Result<Vec<serde_json::Value>> {
+    let providers = ctx.all::<dyn DatasetStatus>();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut v = serde_json::to_value(entry)?;
+        for (name, provider) in &providers {
+            if let Some(status) = provider.status(ctx, &entry.name) {
+                v[*name] = status;
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn print_list(all: &[serde_json::Value]) {
+    // Providers' one-line summaries (e.g. "ok, next 2026-…") as a last column.
+    let status = |d: &serde_json::Value| -> String {
+        d.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some(format!("{k}: {}", v.get("summary")?.as_str()?)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let show_status = all.iter().any(|d| !status(d).is_empty());
     println!(
-        "{:20} {:>10} {:>10} {:>7} {:>7}  {:20}  SOURCE",
-        "NAME", "ROWS", "SIZE", "COLUMNS", "VERSION", "UPDATED"
+        "{:20} {:>10} {:>10} {:>7} {:>7}  {:20}  {:30}{}",
+        "NAME",
+        "ROWS",
+        "SIZE",
+        "COLUMNS",
+        "VERSION",
+        "UPDATED",
+        "SOURCE",
+        if show_status { "  STATUS" } else { "" }
     );
     for d in all {
+        let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
         println!(
-            "{:20} {:>10} {:>10} {:>7} {:>7}  {:20}  {}",
-            d.name,
-            d.rows,
-            indicatif::HumanBytes(d.bytes).to_string(),
-            d.schema.as_array().map_or(0, Vec::len),
-            d.version,
-            d.updated,
-            d.source
+            "{:20} {:>10} {:>10} {:>7} {:>7}  {:20}  {:30}{}",
+            text("name"),
+            d["rows"].as_u64().unwrap_or_default(),
+            indicatif::HumanBytes(d["bytes"].as_u64().unwrap_or_default()).to_string(),
+            d["schema"].as_array().map_or(0, Vec::len),
+            d["version"].as_u64().unwrap_or_default(),
+            text("updated"),
+            text("source"),
+            if show_status {
+                format!("  {}", status(d))
+            } else {
+                String::new()
+            }
         );
     }
 }
