@@ -144,7 +144,12 @@ fn check_profile(
         Err(e) => r.failures.push(format!("{name} static check: {e:#}")),
     }
     // 5. idle RSS.
-    match probe::idle_rss(&bin, &budget.idle_shape, &home) {
+    match probe::idle_rss(
+        &bin,
+        &budget.idle_shape,
+        budget.idle_config.as_deref(),
+        &home,
+    ) {
         Ok(rss) => {
             r.idle_rss_bytes = Some(rss);
             if rss as f64 > budget.idle_rss_mb * MB {

@@ -94,12 +94,21 @@ pub fn start_lambda(bin: &Path, home: &Path) -> Result<(Running, Emulator)> {
     Ok((running, emu))
 }
 
-/// Idle RSS of the profile's long-running shape, after it settles.
-pub fn idle_rss(bin: &Path, shape: &[String], home: &Path) -> Result<u64> {
+/// Idle RSS of the profile's long-running shape, after it settles (and,
+/// with an `idle_config`, after its refresh jobs' first runs).
+pub fn idle_rss(bin: &Path, shape: &[String], config: Option<&str>, home: &Path) -> Result<u64> {
     let settle = || std::thread::sleep(Duration::from_secs(3));
+    if let Some(config) = config {
+        std::fs::write(home.join("idle.csv"), "region,amount\neu,1\nus,2\n")?;
+        let text = config.replace("{home}", &home.display().to_string());
+        std::fs::write(home.join("hakiri.toml"), text)?;
+    }
     match shape.first().map(String::as_str) {
         Some("serve") => {
             let running = start_serve(bin, home)?;
+            if config.is_some_and(|c| c.contains("[[refresh]]")) {
+                first_refreshes_done(home)?;
+            }
             settle();
             max_rss(running.pid())
         }
@@ -111,6 +120,31 @@ pub fn idle_rss(bin: &Path, shape: &[String], home: &Path) -> Result<u64> {
         other => {
             bail!("unknown idle_shape {other:?} in profile.toml; use [\"serve\"] or [\"lambda\"]")
         }
+    }
+}
+
+/// Waits until a refresh job recorded a finished run under `home/scheduler`.
+fn first_refreshes_done(home: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let finished = std::fs::read_dir(home.join("scheduler"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .any(|t| {
+                ["\"ok\"", "\"unchanged\"", "\"failed\""]
+                    .iter()
+                    .any(|o| t.contains(o))
+            });
+        if finished {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the idle_config's refresh job did not finish a run within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

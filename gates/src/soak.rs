@@ -141,13 +141,16 @@ impl Driver {
             Driver::Mcp { next_id, .. } => {
                 *next_id += 1;
                 let id = *next_id;
-                let (method, params) = if id % 2 == 0 {
-                    ("tools/list", "{}".to_string())
-                } else {
-                    (
+                let (method, params) = match id % 3 {
+                    0 => ("tools/list", "{}".to_string()),
+                    1 => (
                         "tools/call",
                         r#"{"name":"vector.nearest","arguments":{"vectors":[[0,0],[1,1],[2,2],[3,3]],"query":[1.1,1.0],"k":1}}"#.to_string(),
-                    )
+                    ),
+                    _ => (
+                        "tools/call",
+                        r#"{"name":"scheduler.status","arguments":{}}"#.to_string(),
+                    ),
                 };
                 let body = format!(
                     r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
@@ -176,6 +179,18 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
     }
     let bin = ws.binary(&package);
     let home = probe::scratch_home("soak")?;
+    // The daemon's own work is part of the mix: a refresh job re-ingests a
+    // dataset every few seconds for the whole soak.
+    if package == "hakiri-full" {
+        std::fs::write(home.join("soak.csv"), "region,amount\neu,1\nus,2\n")?;
+        std::fs::write(
+            home.join("hakiri.toml"),
+            format!(
+                "[[refresh]]\ndataset = \"soak\"\nsource = \"{}\"\nevery = \"5s\"\n",
+                home.join("soak.csv").display()
+            ),
+        )?;
+    }
     // The daemon is driven as a remote agent would: with a token.
     let token = hakiri_testkit::mint_token(&bin, &home, &["--tool", "*", "--ttl", "30d"]);
     let running = probe::start_serve(&bin, &home)?;

@@ -164,6 +164,11 @@ pub struct ProfileBudget {
     /// Arguments that start the profile's long-running shape, measured for idle RSS.
     #[serde(default)]
     pub idle_shape: Vec<String>,
+    /// hakiri.toml for the idle measurement (`{home}` is the scratch home,
+    /// which holds a small `idle.csv`): idle as deployed, e.g. with a refresh
+    /// job configured. Measured after the jobs' first runs finish.
+    #[serde(default)]
+    pub idle_config: Option<String>,
 }
 
 /// One MB as the budgets count it (MiB, as `50 MB` in ADR-0012's gate script).

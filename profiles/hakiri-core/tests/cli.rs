@@ -31,7 +31,8 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
             "datasets",
             "engine",
             "lambda",
-            "s3-sync"
+            "s3-sync",
+            "scheduler"
         ]
     );
     let engine = v["capabilities"]

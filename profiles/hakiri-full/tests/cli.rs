@@ -30,6 +30,7 @@ fn reports_exactly_its_capabilities() {
             "lambda",
             "mcp",
             "s3-sync",
+            "scheduler",
             "search",
             "vector",
             "wasm-host"
