@@ -252,6 +252,11 @@ impl Config {
         )
     }
 
+    /// `file:line` (or the environment variable) where section `[name]` is set.
+    pub fn locate(&self, section: &str) -> String {
+        self.describe_key(Some(section), "")
+    }
+
     /// `file:line` (or the environment variable) where a key or section is set.
     fn describe_key(&self, section: Option<&str>, key: &str) -> String {
         let dotted = match section {

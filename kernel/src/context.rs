@@ -38,14 +38,29 @@ impl Context {
         let sections = config
             .parse_sections(&registry)
             .map_err(|errors| KernelError::Config(errors.join("\n")))?;
-        Ok(Context {
+        let ctx = Context {
             config,
             registry,
             profile,
             sections: Arc::new(sections),
             caller: Caller::LOCAL,
             tool: None,
-        })
+        };
+        let broken: Vec<String> = ctx
+            .registry
+            .validators
+            .iter()
+            .filter_map(|v| {
+                let (section, rule) = &v.item;
+                rule(&ctx)
+                    .err()
+                    .map(|e| format!("{}: [{section}]: {e}", ctx.config.locate(section)))
+            })
+            .collect();
+        if !broken.is_empty() {
+            return Err(KernelError::Config(broken.join("\n")));
+        }
+        Ok(ctx)
     }
 
     /// A kernel over every capability linked into this program.

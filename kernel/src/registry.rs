@@ -23,6 +23,10 @@ pub type ServiceStart = Arc<
     dyn Fn(Context, Shutdown) -> BoxFuture<'static, anyhow::Result<RunningService>> + Send + Sync,
 >;
 pub type CheckFn = Arc<dyn Fn(Context) -> BoxFuture<'static, CheckOutcome> + Send + Sync>;
+/// A configuration rule that needs the bound kernel (e.g. "a connector in
+/// this binary reads that source"), reported by `config check` at the
+/// section it names.
+pub type ValidateFn = Arc<dyn Fn(&Context) -> Result<(), String> + Send + Sync>;
 pub type LaunchRun =
     Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
 
@@ -48,6 +52,8 @@ pub struct Registry {
     pub services: BTreeMap<String, Owned<ServiceStart>>,
     pub(crate) provisions: Provisions,
     pub checks: BTreeMap<&'static str, CheckFn>,
+    /// Section name → rules over it that need the bound kernel.
+    pub validators: Vec<Owned<(&'static str, ValidateFn)>>,
     /// Section name → how to parse it; the owner is the first registrant.
     pub config_sections: BTreeMap<String, Owned<SectionDecl>>,
     pub launchers: Vec<Owned<Launcher>>,
@@ -315,6 +321,20 @@ impl Registrar<'_> {
                 Box::pin(async move { fut.await.into() })
             }),
         );
+    }
+
+    /// A rule over section `T` that needs the bound kernel (the linked
+    /// connectors, say): `hakiri config check` reports its error at the
+    /// section's line, and commands refuse to start on it as on any other
+    /// configuration error.
+    pub fn validate<T: Section>(
+        &mut self,
+        rule: impl Fn(&Context) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.reg.validators.push(Owned {
+            owner: self.owner,
+            item: (T::NAME, Arc::new(rule)),
+        });
     }
 
     /// An implicit entry point for a bare invocation in an environment where

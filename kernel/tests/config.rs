@@ -231,3 +231,30 @@ fn a_section_may_be_an_array_of_tables() {
     let good = Config::parse("[[job]]\nname = \"a\"\nevery = 1\n", None).unwrap();
     assert!(good.check(&reg, &CORE).errors.is_empty());
 }
+
+static PICKY: Capability = Capability::inline("picky", "hakiri-cap-picky", |r| {
+    r.config::<Jobs>()?;
+    r.validate::<Jobs>(|ctx| {
+        let jobs = ctx.section::<Jobs>();
+        match jobs.0.iter().find(|j| j.name == "bad") {
+            Some(_) => Err("job `bad` needs something this binary lacks".into()),
+            None => Ok(()),
+        }
+    });
+    Ok(())
+});
+
+#[test]
+fn rules_needing_the_kernel_refuse_to_bind_and_name_the_section_line() {
+    let text = "[engine]\nthreads = 1\n\n[[job]]\nname = \"bad\"\nevery = 1\n";
+    let cfg = Config::parse(text, Some(Path::new("h.toml"))).unwrap();
+    let reg = Registry::from_capabilities(vec![&ENGINE, &PICKY]).unwrap();
+    let err = Context::new(std::sync::Arc::new(reg), std::sync::Arc::new(cfg), &CORE)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("h.toml:4: [job]: job `bad` needs something this binary lacks"),
+        "{err}"
+    );
+}

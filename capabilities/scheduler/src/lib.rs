@@ -30,6 +30,11 @@ hakiri_kernel::capability!(register);
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<RefreshJobs>()?;
     r.config::<SchedulerConfig>()?;
+    r.validate::<RefreshJobs>(|ctx| {
+        service::validate(ctx)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
     r.service("scheduler", service::serve)?;
     r.provide::<dyn DatasetStatus>("refresh", Arc::new(RefreshStatus))?;
     r.tool(Tool::typed(

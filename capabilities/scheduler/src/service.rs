@@ -62,7 +62,7 @@ pub fn validate(ctx: &Context) -> anyhow::Result<Arc<RefreshJobs>> {
         if !connectors.iter().any(|(_, c)| c.accepts(&job.source)) {
             let kinds: Vec<&str> = connectors.iter().map(|(k, _)| *k).collect();
             anyhow::bail!(
-                "[[refresh]] `{}`: no connector reads `{}`; connectors in {}: {}",
+                "job `{}`: no connector reads `{}`; connectors in {}: {}",
                 job.dataset,
                 hakiri_data_api::redact(&job.source),
                 ctx.profile.name,

@@ -224,8 +224,23 @@ fn flag(name: &'static str, help: &'static str) -> Arg {
         .help(help)
 }
 
-fn config_check(config: &Config, registry: &Registry, profile: &Profile) -> ExitCode {
-    let report = config.check(registry, profile);
+fn config_check(
+    config: &Arc<Config>,
+    registry: &Arc<Registry>,
+    profile: &'static Profile,
+) -> ExitCode {
+    let mut report = config.check(registry, profile);
+    // Rules that need the bound kernel run once every section parses.
+    if report.errors.is_empty() {
+        if let Err(e) = Context::new(registry.clone(), config.clone(), profile) {
+            match e {
+                crate::KernelError::Config(lines) => {
+                    report.errors.extend(lines.lines().map(str::to_string))
+                }
+                other => report.errors.push(other.to_string()),
+            }
+        }
+    }
     let source = config
         .path
         .as_ref()

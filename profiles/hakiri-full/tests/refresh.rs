@@ -295,14 +295,20 @@ fn bad_jobs_are_config_errors_with_file_and_line() {
         )),
         "{stderr}"
     );
-    home.write_config(
-        "[[refresh]]\ndataset = \"sales\"\nsource = \"s3://b/k.csv\"\nevery = \"1m\"\n",
+    let config = home.write_config(
+        "[engine]\nthreads = 1\n\n[[refresh]]\ndataset = \"sales\"\nsource = \"s3://b/k.csv\"\nevery = \"1m\"\n",
     );
-    let out = run(BIN, home.path(), &["refresh", "sales"]);
-    assert_eq!(out.status.code(), Some(1));
+    let out = run(BIN, home.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let expected = format!(
+        "{}:4: [refresh]: job `sales`: no connector reads `s3://b/k.csv`; connectors in hakiri-full: file, http",
+        config.display()
+    );
     assert!(
-        text(&out.stderr).contains("no connector reads `s3://b/k.csv`"),
+        text(&out.stderr).contains(&expected),
         "{}",
         text(&out.stderr)
     );
+    let out = run(BIN, home.path(), &["refresh", "sales"]);
+    assert_eq!(out.status.code(), Some(2), "commands refuse to start on it");
 }
