@@ -161,7 +161,14 @@ impl Context {
             tool: Some(Arc::from(tool)),
             ..self.clone()
         };
-        (entry.item.handler)(input, running).await
+        let call = std::panic::AssertUnwindSafe((entry.item.handler)(input, running));
+        match futures::FutureExt::catch_unwind(call).await {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(ToolError::Failed(crate::panics::crashed(
+                &format!("`{tool}`"),
+                &*panic,
+            ))),
+        }
     }
 
     /// Asks every authorizer whether this caller may call `tool` with

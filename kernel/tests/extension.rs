@@ -303,3 +303,42 @@ async fn two_kernels_in_one_process_keep_their_own_state() {
         "{dup}"
     );
 }
+
+// --- panics ---
+
+static PANICKY: Capability = Capability::inline("panicky", "crate-panicky", |r| {
+    r.tool(Tool::typed(
+        "boom",
+        "Panics",
+        |_: serde_json::Map<String, serde_json::Value>, _ctx| async move {
+            if true {
+                panic!("index out of bounds");
+            }
+            Ok(())
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "boom.blocking",
+        "Panics on a blocking thread",
+        |_: serde_json::Map<String, serde_json::Value>, _ctx| async move {
+            hakiri_kernel::blocking("parsing the input", || -> anyhow::Result<()> {
+                panic!("activate 'decompress' feature")
+            })
+            .await?;
+            Ok(())
+        },
+    ))
+});
+
+#[tokio::test]
+async fn a_panicking_tool_is_an_error_and_the_kernel_keeps_serving() {
+    let ctx = ctx(vec![&PANICKY, &WHOAMI]);
+    let err = ctx.call("boom", json!({})).await.unwrap_err().to_string();
+    assert!(err.contains("`boom` crashed (index out of bounds)"), "{err}");
+    let err = ctx.call("boom.blocking", json!({})).await.unwrap_err().to_string();
+    assert!(
+        err.contains("parsing the input crashed (activate 'decompress' feature)"),
+        "{err}"
+    );
+    assert!(ctx.call("whoami", json!({})).await.is_ok());
+}

@@ -24,6 +24,7 @@ pub fn main(profile: &'static Profile) -> ExitCode {
 
 /// Runs the CLI over `args` (the first is the program name).
 pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
+    crate::panics::install_hook();
     let registry = match Registry::from_inventory() {
         Ok(r) => Arc::new(r),
         Err(e) => {

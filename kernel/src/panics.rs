@@ -1,0 +1,50 @@
+//! Panics are bugs, but a user must never see a Rust backtrace hint, and a
+//! daemon must not go down with one call: a panicking tool call becomes an
+//! error ([`Context::call`](crate::Context::call)), work on blocking threads
+//! goes through [`blocking`], and the CLI prints one line.
+
+use std::any::Any;
+
+/// The message a panic carried.
+pub fn message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
+/// What a user reads when `what` panicked.
+pub fn crashed(what: &str, payload: &(dyn Any + Send)) -> String {
+    format!(
+        "{what} crashed ({}); this is a bug in Hakiri, please report it; nothing was published",
+        message(payload)
+    )
+}
+
+/// Runs `f` on the blocking pool; a panic in it is an error naming `what`.
+pub async fn blocking<T, F>(what: &str, f: F) -> anyhow::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(anyhow::anyhow!(crashed(what, &*e.into_panic()))),
+        Err(e) => Err(anyhow::anyhow!("{what} was cancelled: {e}")),
+    }
+}
+
+/// The CLI's panic hook: one line on stderr, no backtrace hint.
+pub fn install_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "hakiri: internal error: {}{place} (a bug; please report it)",
+            message(info.payload())
+        );
+    }));
+}
