@@ -33,8 +33,40 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// A duration as people write it in config and flags: `90s`, `15m`, `2h`,
+/// `7d` (a number, then s, m, h or d). The error says what was expected.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let bad = || format!("`{text}` is not a duration; use e.g. 30s, 15m, 2h or 7d");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let n: u64 = text[..split].parse().map_err(|_| bad())?;
+    let unit = match &text[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(unit)))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_durations() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(super::parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "15", "m", "15x", "1.5h", "-1s"] {
+            assert!(
+                super::parse_duration(bad)
+                    .unwrap_err()
+                    .contains("not a duration"),
+                "{bad}"
+            );
+        }
+    }
+
     #[test]
     fn formats_known_instants() {
         assert_eq!(super::rfc3339(1_440_938_160), "2015-08-30T12:36:00Z");

@@ -334,8 +334,15 @@ static PANICKY: Capability = Capability::inline("panicky", "crate-panicky", |r| 
 async fn a_panicking_tool_is_an_error_and_the_kernel_keeps_serving() {
     let ctx = ctx(vec![&PANICKY, &WHOAMI]);
     let err = ctx.call("boom", json!({})).await.unwrap_err().to_string();
-    assert!(err.contains("`boom` crashed (index out of bounds)"), "{err}");
-    let err = ctx.call("boom.blocking", json!({})).await.unwrap_err().to_string();
+    assert!(
+        err.contains("`boom` crashed (index out of bounds)"),
+        "{err}"
+    );
+    let err = ctx
+        .call("boom.blocking", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("parsing the input crashed (activate 'decompress' feature)"),
         "{err}"

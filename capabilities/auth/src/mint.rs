@@ -6,7 +6,7 @@
 //! Attenuation appends a block of `reject if` / `check if` lines that only
 //! narrow it. User text only ever enters as datalog parameters, never spliced.
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use biscuit_auth::builder::{date, fact, set, string, Term};
 use biscuit_auth::{Biscuit, BlockBuilder, KeyPair, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
@@ -27,26 +27,13 @@ pub struct Grants {
 /// The resource kind `--dataset` grants.
 pub const DATASET: &str = "dataset";
 
-/// `24h`, `30m`, `7d`, `90s`.
+/// `24h`, `30m`, `7d`, `90s` (positive; at most ten years).
 pub fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok().filter(|n| *n > 0).with_context(|| {
-        format!("--ttl `{text}`: expected a positive number and a unit, e.g. 24h, 30m, 7d")
-    })?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => bail!("--ttl `{text}`: unknown unit `{unit}`; use s, m, h or d"),
-    };
-    Ok(Duration::from_secs(
-        n.saturating_mul(secs).min(10 * 365 * 86400),
-    ))
+    let d = hakiri_kernel::clock::parse_duration(text).map_err(|e| anyhow::anyhow!("--ttl {e}"))?;
+    if d.is_zero() {
+        bail!("--ttl `{}` must be positive", text.trim());
+    }
+    Ok(d.min(Duration::from_secs(10 * 365 * 86_400)))
 }
 
 /// A tool pattern split into an exact name or a prefix (`search.*` → `search.`).

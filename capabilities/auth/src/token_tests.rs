@@ -180,7 +180,7 @@ fn inspect_shows_grants_and_expiry_and_ttl_parses() {
     assert!(mint::parse_ttl("5y")
         .unwrap_err()
         .to_string()
-        .contains("unit"));
+        .contains("--ttl `5y` is not a duration"));
     assert!(mint::mint(&keys::key_pair(&ctx).unwrap(), &Grants::default()).is_err());
 }
 

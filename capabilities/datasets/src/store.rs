@@ -2,8 +2,10 @@
 //!
 //! `<data_dir>/datasets/<name>/v<N>/part-*.parquet` holds version N. A new
 //! version is written into a staging directory beside it, renamed into place,
-//! and only then published to the catalog; older versions are removed after
-//! the catalog commits, so readers never see a half-written dataset.
+//! and only then published to the catalog, so readers never see a
+//! half-written dataset; superseded versions stay readable for a while
+//! ([`Retention`], `[datasets] retain_for`) so a query that started on one
+//! finishes on it, and `hakiri sql --at sales=3` can name one.
 
 use anyhow::{bail, Context as _, Result};
 use std::fs::File;
@@ -74,22 +76,69 @@ impl WriteLock {
     }
 }
 
-/// Removes leftovers of interrupted writes and versions older than `keep`.
-pub fn remove_stale(data_dir: &Path, name: &str, keep: Option<u64>) {
+/// How long superseded versions stay readable, and how many at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// A version is kept this long after its successor was published, so a
+    /// query that started on it finishes on it.
+    pub keep_for: std::time::Duration,
+    /// At most this many superseded versions, newest first, whatever their age.
+    pub max_versions: usize,
+}
+
+/// Version directories of a dataset with when each was published (the
+/// directory's mtime), oldest first.
+pub fn versions(data_dir: &Path, name: &str) -> Vec<(u64, std::time::SystemTime)> {
     let Ok(entries) = std::fs::read_dir(dataset_dir(data_dir, name)) else {
-        return;
+        return Vec::new();
     };
-    for e in entries.flatten() {
-        let file_name = e.file_name().to_string_lossy().into_owned();
-        let stale = file_name.starts_with(".staging-")
-            || file_name
-                .strip_prefix('v')
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|v| Some(v) != keep);
-        if stale {
-            let _ = std::fs::remove_dir_all(e.path());
+    let mut out: Vec<(u64, std::time::SystemTime)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let v = e
+                .file_name()
+                .to_str()?
+                .strip_prefix('v')?
+                .parse::<u64>()
+                .ok()?;
+            Some((v, e.metadata().ok()?.modified().ok()?))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes leftovers of interrupted writes, and versions older than
+/// `current` once `retention` no longer protects them. Returns the removed
+/// versions. Run under the dataset's [`WriteLock`].
+pub fn sweep(data_dir: &Path, name: &str, current: u64, retention: Retention) -> Vec<u64> {
+    if let Ok(entries) = std::fs::read_dir(dataset_dir(data_dir, name)) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".staging-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
+    let all = versions(data_dir, name);
+    let now = std::time::SystemTime::now();
+    let superseded: Vec<(u64, std::time::SystemTime)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, (v, _))| *v < current)
+        // Superseded when the next version was published.
+        .filter_map(|(i, (v, _))| Some((*v, all.get(i + 1)?.1)))
+        .collect();
+    let mut removed = Vec::new();
+    let count = superseded.len();
+    for (k, (v, since)) in superseded.into_iter().enumerate() {
+        let too_many = count - k > retention.max_versions;
+        let expired = now.duration_since(since).unwrap_or_default() >= retention.keep_for;
+        if (too_many || expired) && std::fs::remove_dir_all(version_dir(data_dir, name, v)).is_ok()
+        {
+            removed.push(v);
+        }
+    }
+    removed
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.

@@ -157,21 +157,11 @@ fn validate_dataset(name: &str) -> Result<(), String> {
 
 /// `30s`, `15m`, `2h`, `1d` (at least one second).
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let bad = || format!("every `{text}` is not an interval; use e.g. 30s, 15m, 2h or 1d");
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let n: u64 = text[..split].parse().map_err(|_| bad())?;
-    let unit = match &text[split..] {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(bad()),
-    };
-    if n == 0 {
-        return Err(format!("every `{text}` must be at least 1s"));
+    let d = hakiri_kernel::clock::parse_duration(text).map_err(|e| format!("every {e}"))?;
+    if d.is_zero() {
+        return Err(format!("every `{}` must be at least 1s", text.trim()));
     }
-    Ok(Duration::from_secs(n.saturating_mul(unit)))
+    Ok(d)
 }
 
 fn parse_zone(text: &str) -> Result<FixedOffset, String> {
@@ -259,7 +249,7 @@ mod tests {
         assert!(matches!(ok.0[0].schedule, Schedule::Every(d) if d.as_secs() == 900));
         for (bad, why) in [
             ("dataset = \"1x\"\nsource = \"a\"\nevery = \"1m\"", "not a dataset name"),
-            ("dataset = \"s\"\nsource = \"a\"\nevery = \"15x\"", "not an interval"),
+            ("dataset = \"s\"\nsource = \"a\"\nevery = \"15x\"", "every `15x` is not a duration"),
             ("dataset = \"s\"\nsource = \"a\"\ncron = \"61 * * * *\"", "not a cron pattern"),
             ("dataset = \"s\"\nsource = \"a\"", "set `every`"),
             ("dataset = \"s\"\nsource = \"a\"\nevery = \"1m\"\ncron = \"* * * * *\"", "not both"),

@@ -290,7 +290,7 @@ fn bad_jobs_are_config_errors_with_file_and_line() {
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!(
-            "{}:1: [refresh]: every `15x` is not an interval",
+            "{}:1: [refresh]: every `15x` is not a duration",
             config.display()
         )),
         "{stderr}"
