@@ -142,6 +142,16 @@ impl ExtensionPoint for dyn DatasetStatus {
     const NAME: &'static str = "dataset-status";
 }
 
+/// Where version `version` of `entry`'s dataset lives while retained:
+/// versions sit side by side (`…/<name>/v<N>`), the latest being `entry.location`.
+pub fn version_location(entry: &DatasetEntry, version: u64) -> std::path::PathBuf {
+    let latest = std::path::Path::new(&entry.location);
+    latest
+        .parent()
+        .unwrap_or(latest)
+        .join(format!("v{version}"))
+}
+
 /// The resource kind tokens grant datasets under (`hakiri auth token --dataset`).
 pub const DATASET: &str = "dataset";
 

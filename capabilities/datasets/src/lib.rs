@@ -3,6 +3,7 @@
 //! Polars, records them in the configured catalog, and lists, describes and
 //! drops them.
 
+mod config;
 mod csvcheck;
 pub mod ingest;
 pub mod store;
@@ -33,8 +34,25 @@ struct NameInput {
 #[serde(deny_unknown_fields)]
 struct NoInput {}
 
+/// Polars reads these once, from the environment. Registration runs before
+/// any worker thread exists, so ours are in place first (a user's own
+/// settings win): CSV is read in bounded 8 MiB chunks instead of being
+/// memory-mapped whole, so ingest's memory does not grow with the input.
+fn polars_defaults() {
+    for (var, value) in [
+        ("POLARS_FORCE_ASYNC", "1"),
+        ("POLARS_CSV_CHUNK_SIZE", "8388608"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value);
+        }
+    }
+}
+
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    polars_defaults();
     r.config::<CatalogConfig>()?;
+    r.config::<config::DatasetsConfig>()?;
     r.tool(Tool::typed(
         "datasets.ingest",
         "Ingest files, globs, directories or http(s) URLs (CSV, TSV, NDJSON, JSON, Parquet) into a dataset",
@@ -110,6 +128,40 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {
                 print_describe(&d);
+            }
+            Ok(ExitCode::SUCCESS)
+        },
+    )?;
+    r.command(
+        Command::new("gc")
+            .about("Remove replaced dataset versions no reader can still be using")
+            .arg(Arg::new("dataset").num_args(0..).help("Datasets to sweep (default: all)"))
+            .arg(
+                Arg::new("retain")
+                    .long("retain")
+                    .help("Keep versions replaced less than this long ago (default: [datasets] retain_for), e.g. 0s"),
+            ),
+        |m, ctx| async move {
+            let mut retention = ctx.section::<config::DatasetsConfig>().retention();
+            if let Some(text) = m.get_one::<String>("retain") {
+                retention.keep_for = hakiri_kernel::clock::parse_duration(text)
+                    .map_err(|e| anyhow::anyhow!("--retain {e}"))?;
+            }
+            let named: Vec<String> = m.get_many::<String>("dataset").map(|v| v.cloned().collect()).unwrap_or_default();
+            for d in list(&ctx).await? {
+                if !named.is_empty() && !named.contains(&d.name) {
+                    continue;
+                }
+                let _lock = match store::WriteLock::acquire(&ctx.config.data_dir, &d.name) {
+                    Ok(lock) => lock,
+                    Err(e) => {
+                        eprintln!("hakiri: gc: skipped {}: {e}", d.name);
+                        continue;
+                    }
+                };
+                let removed = store::sweep(&ctx.config.data_dir, &d.name, d.version, retention);
+                println!("{}: removed {} replaced version(s){}", d.name, removed.len(),
+                    if removed.is_empty() { String::new() } else { format!(" ({})", removed.iter().map(|v| format!("v{v}")).collect::<Vec<_>>().join(", ")) });
             }
             Ok(ExitCode::SUCCESS)
         },

@@ -14,6 +14,7 @@ use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Section, Tool
 use output::OutputFormat;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "engine.query",
         "Run a read-only SQL query with DuckDB over the catalog's datasets (each visible by its name); returns columns and rows as JSON",
         |input: QueryInput, ctx| async move {
-            let datasets = datasets(&ctx).await?;
+            let datasets = datasets(&ctx, &input.at).await?;
             let cfg = ctx.section::<EngineConfig>();
             let ceiling = cfg.max_rows.unwrap_or(10_000);
             let limit = input.max_rows.unwrap_or(ceiling).min(ceiling);
@@ -79,6 +80,13 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .help("Output format (default: table on a terminal, else csv)"),
             )
             .arg(
+                Arg::new("at")
+                    .long("at")
+                    .action(clap::ArgAction::Append)
+                    .value_name("NAME=VERSION")
+                    .help("Read a dataset at an older version, while retained (e.g. --at sales=3)"),
+            )
+            .arg(
                 Arg::new("output")
                     .long("output")
                     .short('o')
@@ -97,7 +105,15 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 None if output.is_none() && std::io::stdout().is_terminal() => OutputFormat::Table,
                 None => OutputFormat::Csv,
             };
-            let datasets = datasets(&ctx).await?;
+            let at = m
+                .get_many::<String>("at")
+                .map(|v| {
+                    v.map(|a| parse_at(a))
+                        .collect::<anyhow::Result<BTreeMap<_, _>>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            let datasets = datasets(&ctx, &at).await?;
             tokio::task::spawn_blocking(move || {
                 let conn = connect_with(&ctx, &datasets, output.as_deref())?;
                 ensure_read_only(&conn, &sql)?;
@@ -125,6 +141,22 @@ struct QueryInput {
     /// Return at most this many rows (default and ceiling: `[engine] max_rows`,
     /// 10000); `truncated` says if more existed.
     max_rows: Option<usize>,
+    /// Read these datasets at an older version, while it is retained
+    /// (`{"sales": 3}`); the others at their latest.
+    #[serde(default)]
+    at: BTreeMap<String, u64>,
+}
+
+/// `sales=3`.
+fn parse_at(text: &str) -> anyhow::Result<(String, u64)> {
+    text.split_once('=')
+        .and_then(|(n, v)| {
+            Some((
+                n.trim().to_string(),
+                v.trim().trim_start_matches('v').parse().ok()?,
+            ))
+        })
+        .ok_or_else(|| anyhow::anyhow!("--at `{text}`: expected NAME=VERSION, e.g. --at sales=3"))
 }
 
 #[derive(Serialize)]
@@ -140,16 +172,35 @@ type View = (String, String);
 /// The catalog's datasets this caller may read, to expose as views: the
 /// others do not exist for the query, and their files stay outside the
 /// sandbox's readable directories.
-async fn datasets(ctx: &Context) -> anyhow::Result<Vec<View>> {
+async fn datasets(ctx: &Context, at: &BTreeMap<String, u64>) -> anyhow::Result<Vec<View>> {
     let catalog = hakiri_data_api::open_catalog(ctx).await?;
     let mut views = Vec::new();
+    let mut pinned = at.clone();
     for d in catalog.list().await? {
         if hakiri_data_api::authorize_dataset(ctx, &d.name, false)
             .await
-            .is_ok()
+            .is_err()
         {
-            views.push((d.name, d.location));
+            continue;
         }
+        let location = match pinned.remove(&d.name) {
+            None => d.location,
+            Some(v) if v == d.version => d.location,
+            Some(v) => {
+                let older = hakiri_data_api::version_location(&d, v);
+                anyhow::ensure!(
+                    v < d.version && older.is_dir(),
+                    "version {v} of `{}` is not available: the latest is {}, and replaced versions are kept for [datasets] retain_for",
+                    d.name,
+                    d.version
+                );
+                older.display().to_string()
+            }
+        };
+        views.push((d.name, location));
+    }
+    if let Some(name) = pinned.keys().next() {
+        anyhow::bail!("--at names `{name}`, which is not a dataset this caller can read");
     }
     Ok(views)
 }

@@ -47,3 +47,32 @@ pub(super) fn sniff_delimiter(path: &Path) -> Result<u8> {
         .max_by_key(|d| line.iter().filter(|b| *b == d).count())
         .unwrap_or(b','))
 }
+
+/// A compressed input, recognized by its first bytes (whatever its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Compression {
+    Gzip,
+    Zstd,
+}
+
+pub(super) fn compression(path: &Path) -> Result<Option<Compression>> {
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)?.read(&mut head)?;
+    Ok(match &head[..n] {
+        [0x1f, 0x8b, ..] => Some(Compression::Gzip),
+        [0x28, 0xb5, 0x2f, 0xfd] => Some(Compression::Zstd),
+        [b'B', b'Z', b'h', ..] => anyhow::bail!(
+            "{} is bzip2-compressed, which ingest does not read; decompress it (bunzip2) or recompress with gzip or zstd",
+            path.display()
+        ),
+        _ => None,
+    })
+}
+
+/// The name without a compression suffix, for format detection (`a.csv.gz` → `a.csv`).
+pub(super) fn strip_compression(name: &str) -> &str {
+    [".gz", ".gzip", ".zst", ".zstd"]
+        .iter()
+        .find_map(|ext| name.strip_suffix(ext))
+        .unwrap_or(name)
+}

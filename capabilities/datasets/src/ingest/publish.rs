@@ -63,7 +63,8 @@ pub async fn ingest(
     };
     let _ = std::fs::remove_dir_all(&staging);
     if outcome.is_ok() {
-        store::remove_stale(&data_dir, &name, Some(version));
+        let retention = ctx.section::<crate::config::DatasetsConfig>().retention();
+        store::sweep(&data_dir, &name, version, retention);
     } else {
         // A first ingest that failed leaves no empty dataset directory behind.
         let _ = std::fs::remove_dir(store::dataset_dir(&data_dir, &name));

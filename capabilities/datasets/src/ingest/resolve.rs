@@ -1,6 +1,6 @@
 //! Resolving sources: globs and directories into files, stdin and URLs copied into staging.
 
-use super::detect::{format_from_name, sniff};
+use super::detect::{compression, format_from_name, sniff, strip_compression, Compression};
 use super::{IngestInput, Input};
 use anyhow::{bail, Context as _, Result};
 use hakiri_kernel::Context;
@@ -23,6 +23,9 @@ pub(super) async fn resolve(
     // ([connectors] allow_paths / allow_urls) decide; globs and directories
     // are the CLI user's.
     let remote = !ctx.caller().is_local();
+    let max_decompressed = ctx
+        .section::<crate::config::DatasetsConfig>()
+        .max_decompressed_bytes;
     for (k, source) in input.sources.iter().enumerate() {
         let mut files: Vec<(PathBuf, String)> = Vec::new();
         if remote && !is_stream(source) && source.contains(['*', '?', '[']) {
@@ -72,12 +75,28 @@ pub(super) async fn resolve(
                 files.push((path, source.clone()));
             }
         }
-        for (path, label) in files {
+        for (i, (mut path, label)) in files.into_iter().enumerate() {
             if std::fs::metadata(&path)?.len() == 0 {
                 bail!("{label} is empty; nothing to ingest");
             }
+            // gzip and zstd inputs (by their bytes) are streamed, decompressed,
+            // into staging: bounded memory, and every format reads them.
+            if let Some(kind) = compression(&path)? {
+                let dest = staging.join(format!("decompressed-{k}-{i}"));
+                let limit = if remote { max_decompressed } else { u64::MAX };
+                let (src, d, pb, shown) =
+                    (path.clone(), dest.clone(), progress.clone(), label.clone());
+                hakiri_kernel::blocking(&format!("decompressing {label}"), move || {
+                    decompress(kind, &src, &d, &pb, limit, &shown)
+                })
+                .await?;
+                path = dest;
+            }
             // Explicit --format, else the name's extension (stdin has none), else the bytes.
-            let format = match input.format.or_else(|| format_from_name(&label)) {
+            let format = match input
+                .format
+                .or_else(|| format_from_name(strip_compression(&label)))
+            {
                 Some(f) => f,
                 None => sniff(&path)?,
             };
@@ -92,7 +111,7 @@ pub(super) async fn resolve(
 }
 
 fn copy_counting(
-    mut reader: hakiri_data_api::SourceReader,
+    mut reader: impl Read,
     dest: &Path,
     progress: &indicatif::ProgressBar,
 ) -> Result<u64> {
@@ -110,4 +129,35 @@ fn copy_counting(
     }
     file.flush()?;
     Ok(total)
+}
+
+/// Streams `src` through its decompressor into `dest`, at most `limit`
+/// bytes (a remote caller's gzip bomb stops there).
+fn decompress(
+    kind: Compression,
+    src: &Path,
+    dest: &Path,
+    progress: &indicatif::ProgressBar,
+    limit: u64,
+    label: &str,
+) -> Result<()> {
+    let file = std::fs::File::open(src).with_context(|| format!("cannot open {label}"))?;
+    let reader: Box<dyn Read> = match kind {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+            file,
+        ))),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(file)
+                .with_context(|| format!("{label}: cannot start zstd decompression"))?,
+        ),
+    };
+    let mut capped = reader.take(limit.saturating_add(1));
+    let written = copy_counting(&mut capped, dest, progress)
+        .with_context(|| format!("{label}: the compressed data is damaged"))?;
+    if written > limit {
+        bail!(
+            "{label} expands to more than {limit} bytes, the most a remote caller may ingest; raise [datasets] max_decompressed_bytes"
+        );
+    }
+    Ok(())
 }
