@@ -4,6 +4,7 @@
 //! services are not configured.
 
 pub mod http;
+pub mod mcp;
 mod serve;
 
 pub use hakiri_lambda_emulator as lambda;

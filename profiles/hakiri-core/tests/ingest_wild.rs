@@ -1,0 +1,273 @@
+//! Ingest of inputs people actually have, and readers isolated from
+//! writers, on the static binary.
+
+use hakiri_testkit::{run, text, Home};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(BIN, home, args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn fails(home: &Path, args: &[&str]) -> String {
+    let out = run(BIN, home, args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should fail: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+fn count(home: &Path, table: &str) -> String {
+    ok(
+        home,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            &format!("select count(*) n, sum(amount) s from {table}"),
+        ],
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+const CSV: &str = "region,amount\neu,3\nus,4\n";
+
+#[test]
+fn compressed_inputs_ingest_by_their_bytes() {
+    let home = Home::new();
+    let dir = home.path();
+    // .csv.gz — this used to panic ("activate 'decompress' feature").
+    std::fs::write(dir.join("a.csv.gz"), gzip(CSV.as_bytes())).unwrap();
+    ok(
+        dir,
+        &[
+            "ingest",
+            dir.join("a.csv.gz").to_str().unwrap(),
+            "--as",
+            "a",
+            "-q",
+        ],
+    );
+    assert_eq!(count(dir, "a"), "n,s\n2,7\n");
+    // .ndjson.gz
+    let ndjson = "{\"region\":\"eu\",\"amount\":3}\n{\"region\":\"us\",\"amount\":4}\n";
+    std::fs::write(dir.join("b.ndjson.gz"), gzip(ndjson.as_bytes())).unwrap();
+    ok(
+        dir,
+        &[
+            "ingest",
+            dir.join("b.ndjson.gz").to_str().unwrap(),
+            "--as",
+            "b",
+            "-q",
+        ],
+    );
+    assert_eq!(count(dir, "b"), "n,s\n2,7\n");
+    // .csv.zst
+    std::fs::write(
+        dir.join("c.csv.zst"),
+        zstd::encode_all(CSV.as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    ok(
+        dir,
+        &[
+            "ingest",
+            dir.join("c.csv.zst").to_str().unwrap(),
+            "--as",
+            "c",
+            "-q",
+        ],
+    );
+    assert_eq!(count(dir, "c"), "n,s\n2,7\n");
+    // gzip under a plain name: recognized by its bytes.
+    std::fs::write(dir.join("d.csv"), gzip(CSV.as_bytes())).unwrap();
+    ok(
+        dir,
+        &[
+            "ingest",
+            dir.join("d.csv").to_str().unwrap(),
+            "--as",
+            "d",
+            "-q",
+        ],
+    );
+    assert_eq!(count(dir, "d"), "n,s\n2,7\n");
+    // Damaged and unsupported compression: clear errors, nothing published.
+    let mut damaged = gzip(CSV.repeat(1000).as_bytes());
+    damaged.truncate(damaged.len() / 2);
+    std::fs::write(dir.join("e.csv.gz"), damaged).unwrap();
+    let err = fails(
+        dir,
+        &[
+            "ingest",
+            dir.join("e.csv.gz").to_str().unwrap(),
+            "--as",
+            "e",
+            "-q",
+        ],
+    );
+    assert!(
+        err.contains("e.csv.gz: the compressed data is damaged"),
+        "{err}"
+    );
+    std::fs::write(dir.join("f.csv.bz2"), b"BZh91AY&SY").unwrap();
+    let err = fails(
+        dir,
+        &[
+            "ingest",
+            dir.join("f.csv.bz2").to_str().unwrap(),
+            "--as",
+            "f",
+            "-q",
+        ],
+    );
+    assert!(err.contains("bzip2-compressed"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    let listed = ok(dir, &["datasets", "--json"]);
+    assert!(
+        !listed.contains("\"e\"") && !listed.contains("\"f\""),
+        "{listed}"
+    );
+}
+
+#[test]
+fn replaced_versions_stay_readable_until_collected() {
+    let home = Home::new();
+    let dir = home.path();
+    let csv = dir.join("s.csv");
+    for rows in 1..=3u32 {
+        let body: String = (1..=rows).map(|i| format!("eu,{i}\n")).collect();
+        std::fs::write(&csv, format!("region,amount\n{body}")).unwrap();
+        ok(
+            dir,
+            &["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"],
+        );
+    }
+    assert_eq!(count(dir, "sales"), "n,s\n3,6\n");
+    let at = ok(
+        dir,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "--at",
+            "sales=1",
+            "select count(*) n from sales",
+        ],
+    );
+    assert_eq!(at, "n\n1\n");
+    let kept = ok(dir, &["gc"]);
+    assert!(kept.contains("sales: removed 0"), "{kept}");
+    let swept = ok(dir, &["gc", "--retain", "0s"]);
+    assert!(
+        swept.contains("sales: removed 2 replaced version(s) (v1, v2)"),
+        "{swept}"
+    );
+    let err = fails(dir, &["sql", "--at", "sales=1", "select 1"]);
+    assert!(
+        err.contains("version 1 of `sales` is not available: the latest is 3"),
+        "{err}"
+    );
+    let err = fails(dir, &["sql", "--at", "sales", "select 1"]);
+    assert!(err.contains("expected NAME=VERSION"), "{err}");
+}
+
+/// One loop replaces the dataset while another queries it: every query
+/// sees one complete version, old or new, never a missing table.
+#[test]
+fn readers_never_see_a_dataset_vanish_while_it_is_replaced() {
+    let home = Home::new();
+    let dir = home.path().to_path_buf();
+    let versions: Vec<u32> = vec![200_000, 210_000, 220_000, 230_000, 240_000, 250_000];
+    let files: Vec<_> = versions
+        .iter()
+        .map(|rows| {
+            let path = dir.join(format!("s{rows}.csv"));
+            let mut body = String::from("region,amount\n");
+            for i in 0..*rows {
+                body.push_str(if i % 2 == 0 { "eu,1\n" } else { "us,1\n" });
+            }
+            std::fs::write(&path, body).unwrap();
+            path
+        })
+        .collect();
+    ok(
+        &dir,
+        &["ingest", files[0].to_str().unwrap(), "--as", "sales", "-q"],
+    );
+    let writer_dir = dir.clone();
+    let writer = std::thread::spawn(move || {
+        for f in files[1..].iter().cycle().take(15) {
+            ok(
+                &writer_dir,
+                &[
+                    "ingest",
+                    f.to_str().unwrap(),
+                    "--as",
+                    "sales",
+                    "--mode",
+                    "replace",
+                    "-q",
+                ],
+            );
+        }
+    });
+    let (mut queries, start) = (0, Instant::now());
+    while !writer.is_finished() || queries < 10 {
+        let out = run(
+            BIN,
+            &dir,
+            &[
+                "sql",
+                "--format",
+                "csv",
+                "select count(*) n, sum(amount) s from sales",
+            ],
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "query {queries} failed: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("skipped"),
+            "{}",
+            text(&out.stderr)
+        );
+        let n: u32 = stdout
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(
+            versions.contains(&n),
+            "a query saw {n} rows, not one version: {stdout}"
+        );
+        queries += 1;
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the writer did not finish"
+        );
+    }
+    writer.join().unwrap();
+    assert_eq!(count(&dir, "sales"), "n,s\n250000,250000\n");
+}
