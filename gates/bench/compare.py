@@ -1,12 +1,19 @@
-"""Times hakiri-core against Python duckdb and polars: python3 compare.py HAKIRI WORKDIR."""
+"""Times hakiri-core against Python duckdb and polars at several input sizes:
+python3 compare.py HAKIRI WORKDIR ROWS [ROWS ...].
+
+For each size: a generated CSV is ingested into zstd Parquet by each tool
+(whole processes, median wall time of 3, peak RSS). Then the RSS slope (MB of
+peak RSS per GB of CSV) between the smallest and largest size, and a group-by
+on the largest dataset's Parquet. One run, same machine, same data."""
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 
-hakiri, work = sys.argv[1], sys.argv[2]
-csv = os.path.join(work, "sales.csv")
+hakiri, work, sizes = sys.argv[1], sys.argv[2], [int(n) for n in sys.argv[3:]]
+here = os.path.dirname(os.path.abspath(__file__))
 env = dict(os.environ, HAKIRI_HOME=os.path.join(work, "home"))
 
 
@@ -26,30 +33,45 @@ def median(cmd, n=3):
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
-py_duck_ingest = [sys.executable, "-c", f"import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv_auto('{csv}')) TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"]
-py_polars_ingest = [sys.executable, "-c", f"import polars as pl; pl.scan_csv('{csv}', try_parse_dates=True).sink_parquet('{work}/polars.parquet', compression='zstd')"]
-hk_ingest = [hakiri, "ingest", csv, "--as", "sales", "--quiet"]
+results = []
+for rows in sizes:
+    csv = os.path.join(work, f"sales-{rows}.csv")
+    subprocess.run([sys.executable, os.path.join(here, "generate.py"), csv, str(rows)], check=True)
+    gb = os.path.getsize(csv) / 1e9
+    name = f"sales_{rows}"
+    tools = {
+        "hakiri-core": [hakiri, "ingest", csv, "--as", name, "--quiet"],
+        "python duckdb": [sys.executable, "-c", f"import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv_auto('{csv}')) TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"],
+        "python polars": [sys.executable, "-c", f"import polars as pl; pl.scan_csv('{csv}', try_parse_dates=True).sink_parquet('{work}/polars.parquet', compression='zstd')"],
+    }
+    measured = {tool: median(cmd) for tool, cmd in tools.items()}
+    results.append((rows, gb, measured))
+    print(f"ingest {rows} rows ({gb:.2f} GB CSV) -> zstd Parquet, median of 3:")
+    for tool, (wall, rss) in measured.items():
+        print(f"  {tool:14} {wall:7.2f} s  peak RSS {rss:6.0f} MB")
+    h, p = measured["hakiri-core"][0], measured["python polars"][0]
+    print(f"  hakiri / polars: {h / p:.2f} (target <= 1.1 at >= 2 GB); hakiri / duckdb: {h / measured['python duckdb'][0]:.2f}")
+    if rows != sizes[-1]:
+        os.remove(csv)
 
-size_mb = os.path.getsize(csv) / 1e6
-print(f"input: {csv} ({size_mb:.0f} MB)")
-h, h_rss = median(hk_ingest)
-d, d_rss = median(py_duck_ingest)
-p, p_rss = median(py_polars_ingest)
-fastest = min(d, p)
-print(f"ingest CSV -> zstd Parquet (median of 3):")
-print(f"  hakiri-core    {h:6.2f} s  peak RSS {h_rss:6.0f} MB")
-print(f"  python duckdb  {d:6.2f} s  peak RSS {d_rss:6.0f} MB")
-print(f"  python polars  {p:6.2f} s  peak RSS {p_rss:6.0f} MB")
-print(f"  ratio hakiri / faster peer: {h / fastest:.2f} (target <= 1.3); hakiri peak RSS {h_rss:.0f} MB (target <= 300)")
+if len(results) > 1:
+    (r0, g0, m0), (r1, g1, m1) = results[0], results[-1]
+    print("peak RSS slope, MB per GB of CSV (flat is 0):")
+    for tool in m0:
+        print(f"  {tool:14} {(m1[tool][1] - m0[tool][1]) / (g1 - g0):7.1f}")
+    print(f"  hakiri peak RSS at {g1:.2f} GB vs polars: {m1['hakiri-core'][1]:.0f} vs {m1['python polars'][1]:.0f} MB (target <= polars + 100)")
 
+# Group-by on the largest dataset: its latest version only (replaced ones are retained a while).
+rows = sizes[-1]
+listed = json.loads(subprocess.run([hakiri, "datasets", "--json"], env=env, capture_output=True, check=True).stdout)
+location = next(d["location"] for d in listed if d["name"] == f"sales_{rows}")
 query = "select region, count(*) as orders, sum(amount) as revenue from {t} group by 1 order by 3 desc"
-parquet_glob = os.path.join(work, "home", "datasets", "sales", "v*", "*.parquet")
-hk_query = [hakiri, "sql", "--format", "csv", query.format(t="sales")]
-duck_sql = query.format(t=f"read_parquet('{parquet_glob}')")
-py_duck_query = [sys.executable, "-c", f"import duckdb, sys; duckdb.sql(sys.argv[1]).fetchall()", duck_sql]
+hk_query = [hakiri, "sql", "--format", "csv", query.format(t=f"sales_{rows}")]
+py_duck_query = [sys.executable, "-c", "import duckdb, sys; duckdb.sql(sys.argv[1]).fetchall()",
+                 query.format(t=f"read_parquet('{location}/*.parquet')")]
 hq, hq_rss = median(hk_query, 5)
 dq, dq_rss = median(py_duck_query, 5)
-print("group-by on the ingested Parquet (median of 5, whole process):")
+print(f"group-by on the {rows}-row Parquet (median of 5, whole process):")
 print(f"  hakiri-core sql  {hq:6.3f} s  peak RSS {hq_rss:5.0f} MB")
 print(f"  python duckdb    {dq:6.3f} s  peak RSS {dq_rss:5.0f} MB")
 print(f"  ratio hakiri / duckdb: {hq / dq:.2f} (target <= 1.2)")
