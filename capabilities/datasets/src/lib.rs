@@ -14,7 +14,7 @@ use hakiri_data_api::{
     authorize_dataset, open_catalog, CatalogConfig, DatasetEntry, DatasetStatus,
 };
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool};
-use ingest::{Format, IngestInput, Mode, OnError};
+use ingest::{Encoding, Format, IngestInput, Mode, OnError};
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -239,6 +239,26 @@ fn ingest_command() -> Command {
                 .help("skip: drop malformed CSV rows and count them"),
         )
         .arg(
+            Arg::new("null")
+                .long("null")
+                .action(ArgAction::Append)
+                .value_name("MARKER")
+                .help("Read CSV cells equal to MARKER as null (repeatable), e.g. --null NA"),
+        )
+        .arg(
+            Arg::new("skip-rows")
+                .long("skip-rows")
+                .value_parser(clap::value_parser!(usize))
+                .value_name("N")
+                .help("Skip N lines before the CSV header"),
+        )
+        .arg(
+            Arg::new("encoding")
+                .long("encoding")
+                .value_parser(clap::value_parser!(Encoding))
+                .help("Input text encoding (default utf8; latin1 is transcoded)"),
+        )
+        .arg(
             Arg::new("quiet")
                 .long("quiet")
                 .short('q')
@@ -268,6 +288,17 @@ async fn run_ingest(m: &clap::ArgMatches, ctx: &Context) -> Result<ExitCode> {
             .collect(),
         on_error: m
             .get_one::<OnError>("on-error")
+            .copied()
+            .unwrap_or_default(),
+        null: m
+            .get_many::<String>("null")
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        skip_rows: m.get_one::<usize>("skip-rows").copied().unwrap_or(0),
+        encoding: m
+            .get_one::<Encoding>("encoding")
             .copied()
             .unwrap_or_default(),
     };
@@ -520,6 +551,9 @@ fn self_check() -> Result<String> {
             header: None,
             schema: vec!["amount=float64".into()],
             on_error: OnError::Fail,
+            null: Vec::new(),
+            skip_rows: 0,
+            encoding: Encoding::Utf8,
         };
         ingest::write_check(&csv, &inputs, &dir, &out)?;
         let (rows, schema) = ingest::stats(&dir)?;

@@ -271,3 +271,49 @@ fn readers_never_see_a_dataset_vanish_while_it_is_replaced() {
     writer.join().unwrap();
     assert_eq!(count(&dir, "sales"), "n,s\n250000,250000\n");
 }
+
+#[test]
+fn null_markers_preamble_lines_and_latin1() {
+    let home = Home::new();
+    let dir = home.path();
+    let file = dir.join("report.csv");
+    // A title and a blank line above the table; `;` separated; Latin-1 bytes (ü = 0xFC).
+    let mut bytes = b"Quarterly report\n\nregion;amount;city\neu;NA;Z".to_vec();
+    bytes.push(0xFC);
+    bytes.extend_from_slice(b"rich\nus;4;-\n");
+    std::fs::write(&file, bytes).unwrap();
+    let path = file.to_str().unwrap();
+    let err = fails(
+        dir,
+        &["ingest", path, "--as", "r", "--skip-rows", "2", "-q"],
+    );
+    assert!(err.contains("--encoding latin1"), "{err}");
+    ok(
+        dir,
+        &[
+            "ingest",
+            path,
+            "--as",
+            "r",
+            "--skip-rows",
+            "2",
+            "--null",
+            "NA",
+            "--null",
+            "-",
+            "--encoding",
+            "latin1",
+            "-q",
+        ],
+    );
+    let out = ok(
+        dir,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "select count(*) n, count(amount) a, count(city) c, max(city) m from r",
+        ],
+    );
+    assert_eq!(out, "n,a,c,m\n2,1,1,Zürich\n");
+}

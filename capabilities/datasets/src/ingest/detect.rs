@@ -37,11 +37,14 @@ pub(super) fn sniff(path: &Path) -> Result<Format> {
     })
 }
 
-/// The most frequent of `, \t ; |` in the first line.
-pub(super) fn sniff_delimiter(path: &Path) -> Result<u8> {
+/// The most frequent of `, \t ; |` in the first line after `skip` lines.
+pub(super) fn sniff_delimiter(path: &Path, skip: usize) -> Result<u8> {
     let mut buf = vec![0u8; 64 * 1024];
     let n = std::fs::File::open(path)?.read(&mut buf)?;
-    let line = buf[..n].split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = buf[..n]
+        .split(|b| *b == b'\n')
+        .nth(skip)
+        .unwrap_or_default();
     Ok([b',', b'\t', b';', b'|']
         .into_iter()
         .max_by_key(|d| line.iter().filter(|b| *b == d).count())

@@ -76,6 +76,28 @@ pub struct IngestInput {
     /// `skip` drops malformed CSV rows and reports how many.
     #[serde(default)]
     pub on_error: OnError,
+    /// CSV cells read as null, e.g. `NA`, `N/A`, `-` (an empty cell always is).
+    #[serde(default)]
+    pub null: Vec<String>,
+    /// Lines to skip before the header (titles, notes above a table).
+    #[serde(default)]
+    pub skip_rows: usize,
+    /// Text encoding of CSV/NDJSON input (default UTF-8).
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+/// Text encodings ingest reads; others are transcoded to UTF-8 first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Utf8,
+    /// ISO-8859-1, read as its superset Windows-1252 (as browsers do).
+    #[value(alias = "iso-8859-1", alias = "windows-1252", alias = "cp1252")]
+    Latin1,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,7 +1,7 @@
 //! Resolving sources: globs and directories into files, stdin and URLs copied into staging.
 
 use super::detect::{compression, format_from_name, sniff, strip_compression, Compression};
-use super::{IngestInput, Input};
+use super::{Encoding, IngestInput, Input};
 use anyhow::{bail, Context as _, Result};
 use hakiri_kernel::Context;
 use std::io::{Read, Write};
@@ -92,6 +92,15 @@ pub(super) async fn resolve(
                 .await?;
                 path = dest;
             }
+            if input.encoding == Encoding::Latin1 {
+                let dest = staging.join(format!("utf8-{k}-{i}"));
+                let (src, d) = (path.clone(), dest.clone());
+                hakiri_kernel::blocking(&format!("transcoding {label}"), move || {
+                    latin1_to_utf8(&src, &d)
+                })
+                .await?;
+                path = dest;
+            }
             // Explicit --format, else the name's extension (stdin has none), else the bytes.
             let format = match input
                 .format
@@ -159,5 +168,26 @@ fn decompress(
             "{label} expands to more than {limit} bytes, the most a remote caller may ingest; raise [datasets] max_decompressed_bytes"
         );
     }
+    Ok(())
+}
+
+/// Transcodes Latin-1 (read as Windows-1252, its superset) to UTF-8, streaming.
+fn latin1_to_utf8(src: &Path, dest: &Path) -> Result<()> {
+    let mut reader = std::io::BufReader::new(std::fs::File::open(src)?);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dest)?);
+    let mut decoder = encoding_rs::WINDOWS_1252.new_decoder();
+    let mut input = vec![0u8; 1 << 16];
+    // Every Windows-1252 byte is at most 3 bytes of UTF-8.
+    let mut output = vec![0u8; 3 * (1 << 16) + 16];
+    loop {
+        let n = reader.read(&mut input)?;
+        let (_, read, written, _) = decoder.decode_to_utf8(&input[..n], &mut output, n == 0);
+        debug_assert_eq!(read, n);
+        out.write_all(&output[..written])?;
+        if n == 0 {
+            break;
+        }
+    }
+    out.flush()?;
     Ok(())
 }

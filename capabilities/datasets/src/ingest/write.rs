@@ -68,18 +68,34 @@ pub(super) fn write_part(
                     (Some(c), _) if c.is_ascii() => c as u8,
                     (Some(c), _) => bail!("delimiter `{c}` is not a single ASCII character"),
                     (None, Format::Tsv) => b'\t',
-                    (None, _) => sniff_delimiter(&i.path)?,
+                    (None, _) => sniff_delimiter(&i.path, input.skip_rows)?,
+                };
+                // The cleaned copy starts at the header; the original still has its preamble.
+                let skip_lines = if input.on_error == OnError::Skip {
+                    0
+                } else {
+                    input.skip_rows
                 };
                 let path = if input.on_error == OnError::Skip {
                     let clean = staging.join(format!("clean-{k}.csv"));
-                    skipped += csvcheck::copy_without_bad_rows(&i.path, &clean, delimiter)?;
+                    skipped += csvcheck::copy_without_bad_rows(
+                        &i.path,
+                        &clean,
+                        delimiter,
+                        input.skip_rows,
+                    )?;
                     clean
                 } else {
                     i.path.clone()
                 };
                 csv_inputs.push((i, delimiter));
+                let nulls = (!input.null.is_empty()).then(|| {
+                    NullValues::AllColumns(input.null.iter().map(|n| n.as_str().into()).collect())
+                });
                 LazyCsvReader::new(pl_path(&path))
                     .with_has_header(header)
+                    .with_skip_lines(skip_lines)
+                    .with_null_values(nulls)
                     .with_separator(delimiter)
                     // Polars' default: a longer inference window costs more than the write itself.
                     .with_infer_schema_length(Some(INFER_ROWS))
@@ -110,7 +126,7 @@ pub(super) fn write_part(
     if !overrides.is_empty() {
         let schema = lf
             .collect_schema()
-            .map_err(|e| explain(e, &csv_inputs, header))?;
+            .map_err(|e| explain(e, &csv_inputs, header, input.skip_rows))?;
         for (c, _) in &overrides {
             if schema.get(c.as_str()).is_none() {
                 let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
@@ -139,18 +155,32 @@ pub(super) fn write_part(
         UnifiedSinkArgs::default(),
     )
     .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
-    .map_err(|e| explain(e, &csv_inputs, header))?;
+    .map_err(|e| explain(e, &csv_inputs, header, input.skip_rows))?;
     Ok(skipped)
 }
 
 /// Turns a Polars error on CSV input into the file and line at fault.
-fn explain(e: PolarsError, csv_inputs: &[(&Input, u8)], header: bool) -> anyhow::Error {
+fn explain(
+    e: PolarsError,
+    csv_inputs: &[(&Input, u8)],
+    header: bool,
+    skip: usize,
+) -> anyhow::Error {
     for (i, delimiter) in csv_inputs {
-        if let Ok(Some(problem)) = csvcheck::first_problem(&i.path, *delimiter, header) {
+        if let Ok(Some(problem)) = csvcheck::first_problem(&i.path, *delimiter, header, skip) {
             return anyhow!("{} {problem}; fix the row or pass --on-error skip", i.label);
         }
     }
     let msg = e.to_string();
+    if msg.to_ascii_lowercase().contains("utf-8") || msg.to_ascii_lowercase().contains("utf8") {
+        let label = csv_inputs
+            .first()
+            .map(|(i, _)| i.label.as_str())
+            .unwrap_or("the input");
+        return anyhow!(
+            "{label} is not valid UTF-8; if it is Latin-1 (ISO-8859-1 / Windows-1252), pass --encoding latin1 ({msg})"
+        );
+    }
     if msg.starts_with("could not parse") {
         // Polars' message continues with hints for its Python API; keep the fact,
         // turn its byte offset into a line, and give our own remedy.
