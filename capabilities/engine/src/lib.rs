@@ -229,6 +229,12 @@ pub fn connect(ctx: &Context) -> anyhow::Result<Connection> {
             .max_memory(m)
             .with_context(|| format!("[engine] memory_limit `{m}`"))?;
     }
+    // Work that outgrows memory_limit spills here, under the home, not into
+    // the current directory (DuckDB's default for in-memory databases).
+    let spill = ctx.config.data_dir.join("tmp").join("duckdb");
+    if std::fs::create_dir_all(&spill).is_ok() {
+        config = config.with("temp_directory", spill.display().to_string())?;
+    }
     Ok(Connection::open_in_memory_with_flags(config)?)
 }
 
