@@ -74,10 +74,73 @@ pub trait Connector: Send + Sync {
         source: &'a str,
         ctx: &'a Context,
     ) -> BoxFuture<'a, anyhow::Result<SourceReader>>;
+    /// The sources a pattern stands for (default: `source` itself).
+    fn expand<'a>(
+        &'a self,
+        source: &'a str,
+        _ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<String>>> {
+        Box::pin(async move { Ok(vec![source.to_string()]) })
+    }
 }
 
 impl ExtensionPoint for dyn Connector {
     const NAME: &'static str = "connector";
+}
+
+/// Every source `source` stands for: the connector's expansion of a pattern
+/// (`s3://bucket/logs/*.csv`), or `source` itself.
+pub async fn expand_source(ctx: &Context, source: &str) -> anyhow::Result<Vec<String>> {
+    for (_, connector) in ctx.all::<dyn Connector>() {
+        if connector.accepts(source) {
+            return connector.expand(source, ctx).await;
+        }
+    }
+    Ok(vec![source.to_string()])
+}
+
+/// A [`SourceReader`] fed by an async task: the task sends chunks (or an
+/// error, which ends the read) and the reader blocks on them. Read it from
+/// a blocking thread, never from async code. `capacity` chunks are buffered.
+pub fn chunk_channel(
+    capacity: usize,
+) -> (
+    tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    SourceReader,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    (
+        tx,
+        Box::new(ChannelReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        }),
+    )
+}
+
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    self.buf = chunk?;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// `[catalog]`: where the catalog lives. Registered by every capability that

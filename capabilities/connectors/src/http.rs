@@ -11,7 +11,6 @@ use hakiri_kernel::{BoxFuture, Context};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
 use std::error::Error as StdError;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,7 +66,7 @@ impl Connector for HttpConnector {
                     bail!("{}", too_big(&shown, max));
                 }
             }
-            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(8);
+            let (tx, reader) = hakiri_data_api::chunk_channel(8);
             let timeouts = cfg.clone();
             tokio::spawn(async move {
                 let mut total: u64 = 0;
@@ -94,11 +93,7 @@ impl Connector for HttpConnector {
                     }
                 }
             });
-            Ok(Box::new(ChannelReader {
-                rx,
-                buf: Vec::new(),
-                pos: 0,
-            }) as SourceReader)
+            Ok(reader)
         })
     }
 }
@@ -213,30 +208,4 @@ async fn resolve_allowed(host: String, policy: Arc<RemotePolicy>) -> Result<Addr
         return Err(Box::new(Refused(non_public(&host))));
     }
     Ok(Box::new(kept.into_iter()))
-}
-
-/// A blocking reader over chunks sent by an async task. Read it from a
-/// blocking thread (`spawn_blocking`), never from async code.
-pub(crate) struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.buf.len() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => {
-                    self.buf = chunk?;
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }

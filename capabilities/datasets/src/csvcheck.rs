@@ -49,7 +49,7 @@ fn check(rec: &csv::ByteRecord, expected: &mut Option<usize>, is_header: bool) -
         .find(|(_, f)| std::str::from_utf8(f).is_err())
     {
         return Some(format!(
-            "field {} is not valid UTF-8; re-encode the file as UTF-8",
+            "field {} is not valid UTF-8; if the file is Latin-1 (ISO-8859-1 / Windows-1252) pass --encoding latin1, else re-encode it as UTF-8",
             i + 1
         ));
     }

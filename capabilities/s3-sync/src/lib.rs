@@ -10,6 +10,8 @@ use object_store::{ObjectStore, PutPayload};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod source;
+
 hakiri_kernel::capability!(register);
 
 /// `[s3-sync]` in hakiri.toml. Unset fields fall back to the usual `AWS_*`
@@ -29,6 +31,10 @@ pub struct S3Config {
     /// Allow plain-HTTP endpoints (local servers).
     #[serde(default)]
     pub allow_http: bool,
+    /// `s3://bucket/prefix/` URLs remote callers (MCP, Lambda) may ingest
+    /// from; the CLI user reads any bucket their credentials reach.
+    #[serde(default)]
+    pub read_prefixes: Vec<String>,
 }
 
 impl Section for S3Config {
@@ -37,6 +43,7 @@ impl Section for S3Config {
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<S3Config>()?;
+    r.provide::<dyn hakiri_data_api::Connector>("s3", std::sync::Arc::new(source::S3Connector))?;
     r.tool(Tool::typed(
         "s3.list",
         "List objects under a prefix in the configured S3 bucket",
@@ -52,8 +59,14 @@ pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Co
     let Some(bucket) = cfg.bucket.clone() else {
         return Ok(None);
     };
+    Ok(Some((build(&cfg, &bucket)?, cfg)))
+}
+
+/// `bucket` with `[s3-sync]`'s endpoint, region and keys, else the AWS
+/// environment and instance credentials.
+pub(crate) fn build(cfg: &S3Config, bucket: &str) -> anyhow::Result<Box<dyn ObjectStore>> {
     let mut b = AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
+        .with_bucket_name(bucket)
         .with_allow_http(cfg.allow_http);
     if let Some(v) = &cfg.region {
         b = b.with_region(v);
@@ -70,7 +83,7 @@ pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Co
     let s = b
         .build()
         .with_context(|| format!("invalid [s3-sync] settings for bucket `{bucket}`"))?;
-    Ok(Some((Box::new(s), cfg)))
+    Ok(Box::new(s))
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -317,3 +317,47 @@ fn null_markers_preamble_lines_and_latin1() {
     );
     assert_eq!(out, "n,a,c,m\n2,1,1,Zürich\n");
 }
+
+/// `s3://bucket/key` and `s3://bucket/prefix/*.csv` against a real
+/// S3-compatible server (moto, started by .ci/services.sh).
+#[test]
+fn s3_objects_and_patterns_ingest() {
+    use hakiri_testkit::http;
+    let aws = hakiri_testkit::skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = format!("hakiri-ingest-{}", std::process::id());
+    let put = |path: &str, body: &[u8]| {
+        let url = format!("{aws}/{bucket}{path}");
+        let resp = http::request("PUT", &url, &[], body, http::TIMEOUT).unwrap();
+        assert_eq!(resp.status, 200, "PUT {url}: {}", resp.body);
+    };
+    put("", b""); // CreateBucket (moto accepts it unsigned)
+    put("/one/sales.csv", CSV.as_bytes());
+    put("/parts/a.csv", CSV.as_bytes());
+    put("/parts/b.csv.gz", &gzip(CSV.as_bytes()));
+    put("/parts/notes.txt", b"not part of the pattern");
+    let home = Home::new();
+    let env = [
+        ("HAKIRI_S3_SYNC__ENDPOINT", aws.as_str()),
+        ("HAKIRI_S3_SYNC__ALLOW_HTTP", "true"),
+        ("HAKIRI_S3_SYNC__REGION", "us-east-1"),
+        ("HAKIRI_S3_SYNC__ACCESS_KEY_ID", "test"),
+        ("HAKIRI_S3_SYNC__SECRET_ACCESS_KEY", "test"),
+    ];
+    let with_s3 = |args: &[&str]| hakiri_testkit::run_with(BIN, home.path(), args, &env, &[]);
+    let one = format!("s3://{bucket}/one/sales.csv");
+    let out = with_s3(&["ingest", &one, "--as", "one", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count(home.path(), "one"), "n,s\n2,7\n");
+    let pattern = format!("s3://{bucket}/parts/*.csv*");
+    let out = with_s3(&["ingest", &pattern, "--as", "parts", "-q"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(count(home.path(), "parts"), "n,s\n4,14\n");
+    let missing = format!("s3://{bucket}/nothing/*.csv");
+    let out = with_s3(&["ingest", &missing, "--as", "none", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no objects match"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -83,6 +83,7 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("URL outside allow_urls", Who::Agent, "connectors.preview", r#"{"source":"{url}/private/x.csv"}"#, ToolError("allow_urls")),
     ("redirect out",          Who::Agent, "connectors.preview", r#"{"source":"{url}/ok/redirect"}"#, ToolError("redirect to")),
     ("loopback not allowed",  Who::Agent, "connectors.preview", r#"{"source":"{url2}/x.csv"}"#, ToolError("allow_addresses")),
+    ("S3 outside read_prefixes", Who::Agent, "datasets.ingest", r#"{"sources":["s3://any-bucket/secret.csv"],"name":"sales"}"#, ToolError("[s3-sync] read_prefixes")),
     ("huge body",             Who::Agent, "datasets.ingest", r#"{"sources":["{url}/ok/huge.csv"],"name":"sales"}"#, ToolError("max_bytes")),
     // WASM guests.
     ("memory bomb",           Who::Agent, "wasm.call", r#"{"module":"(module (memory 2000) (func (export \"f\")))","function":"f"}"#, ToolError("cannot instantiate")),

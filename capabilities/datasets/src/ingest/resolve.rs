@@ -32,18 +32,27 @@ pub(super) async fn resolve(
             bail!("`{source}`: globs are for the CLI; remote callers name each file");
         }
         if is_stream(source) || remote {
-            let (_, reader) = hakiri_data_api::open_source(ctx, source).await?;
-            let dest = staging.join(format!("source-{k}"));
-            let (d, pb) = (dest.clone(), progress.clone());
-            let bytes =
-                tokio::task::spawn_blocking(move || copy_counting(reader, &d, &pb)).await??;
-            if bytes == 0 {
-                bail!(
-                    "{} is empty; nothing to ingest",
-                    if source == "-" { "stdin" } else { source }
-                );
+            // A connector may expand a pattern (`s3://b/logs/*.csv`) into objects.
+            let expanded = match source.contains("://") {
+                true => hakiri_data_api::expand_source(ctx, source).await?,
+                false => vec![source.clone()],
+            };
+            for (j, one) in expanded.into_iter().enumerate() {
+                let (_, reader) = hakiri_data_api::open_source(ctx, &one).await?;
+                let dest = staging.join(format!("source-{k}-{j}"));
+                let (d, pb) = (dest.clone(), progress.clone());
+                let bytes = hakiri_kernel::blocking(&format!("reading {one}"), move || {
+                    copy_counting(reader, &d, &pb)
+                })
+                .await?;
+                if bytes == 0 {
+                    bail!(
+                        "{} is empty; nothing to ingest",
+                        if one == "-" { "stdin" } else { &one }
+                    );
+                }
+                files.push((dest, one));
             }
-            files.push((dest, source.clone()));
         } else if source.contains(['*', '?', '[']) {
             for p in glob::glob(source).with_context(|| format!("invalid glob `{source}`"))? {
                 let p = p?;
