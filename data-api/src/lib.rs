@@ -54,14 +54,34 @@ impl ExtensionPoint for dyn CatalogBackend {
 }
 
 /// An open catalog. `publish` must switch a dataset to its new version atomically.
+/// A catalog: what datasets exist, at which version, where. Every backend
+/// passes [`conformance::check`].
 pub trait Catalog: Send + Sync {
+    /// Every dataset, ordered by name.
     fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>>;
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>>;
+    /// Publishes `entry` if the catalog still holds the version before it
+    /// (`entry.version - 1`, or nothing for version 1): optimistic
+    /// concurrency, so of two writers racing for one dataset exactly one
+    /// wins and the other gets [`conflict`]'s error.
     fn publish(&self, entry: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>>;
     fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
 }
 
 /// Bytes from a source, read sequentially.
+/// The error of a publish that lost a race: `found` is the version the
+/// catalog holds now (`None`: no entry).
+pub fn conflict(name: &str, expected: u64, found: Option<u64>) -> anyhow::Error {
+    let had = |v: Option<u64>| v.map_or("no version".to_string(), |v| format!("version {v}"));
+    anyhow::anyhow!(
+        "dataset `{name}` changed while this version was written: expected {} in the catalog, found {}; another writer published meanwhile, retry",
+        had((expected > 0).then_some(expected)),
+        had(found)
+    )
+}
+
+pub mod conformance;
+
 pub type SourceReader = Box<dyn std::io::Read + Send>;
 
 /// A connector, provided under a source kind (`file`, `http`).

@@ -25,6 +25,7 @@ impl Section for PostgresConfig {
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<PostgresConfig>()?;
+    r.state(Pools::default())?;
     r.provide::<dyn CatalogBackend>("postgres", Arc::new(PgBackend))?;
     r.provide::<dyn CatalogBackend>("postgresql", Arc::new(PgBackend))?;
     r.check(|ctx| async move { self_check(&ctx).await });
@@ -37,11 +38,32 @@ impl CatalogBackend for PgBackend {
     fn open<'a>(
         &'a self,
         url: &'a str,
-        _ctx: &'a Context,
+        ctx: &'a Context,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
-        Box::pin(async move { Ok(Box::new(PgCatalog::connect(url).await?) as Box<dyn Catalog>) })
+        Box::pin(async move {
+            let pools = ctx
+                .state::<Pools>()
+                .context("catalog-postgres state missing")?;
+            let known = pools.0.lock().ok().and_then(|m| m.get(url).cloned());
+            let catalog = match known {
+                Some(pool) => PgCatalog { pool },
+                None => {
+                    let catalog = PgCatalog::connect(url).await?;
+                    if let Ok(mut m) = pools.0.lock() {
+                        m.insert(url.to_string(), catalog.pool.clone());
+                    }
+                    catalog
+                }
+            };
+            Ok(Box::new(catalog) as Box<dyn Catalog>)
+        })
     }
 }
+
+/// One connection pool per catalog URL for the life of the kernel (not one
+/// per call): the daemon opens the catalog on every tool call.
+#[derive(Default)]
+struct Pools(std::sync::Mutex<std::collections::HashMap<String, PgPool>>);
 
 pub struct PgCatalog {
     pool: PgPool,
@@ -136,13 +158,19 @@ impl Catalog for PgCatalog {
 
     fn publish(&self, e: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO hakiri_datasets (name, version, location, source, rows, bytes, schema, updated)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, location = EXCLUDED.location,
-                 source = EXCLUDED.source, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, schema = EXCLUDED.schema,
-                 updated = EXCLUDED.updated",
-            )
+            // A first version inserts only where no row is; a later one
+            // updates only the row holding the version before it.
+            let done = if e.version <= 1 {
+                sqlx::query(
+                    "INSERT INTO hakiri_datasets (name, version, location, source, rows, bytes, schema, updated)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                )
+            } else {
+                sqlx::query(
+                    "UPDATE hakiri_datasets SET version = $2, location = $3, source = $4, rows = $5, bytes = $6,
+                     schema = $7, updated = $8 WHERE name = $1 AND version = $2 - 1",
+                )
+            }
             .bind(&e.name)
             .bind(e.version as i64)
             .bind(&e.location)
@@ -153,7 +181,19 @@ impl Catalog for PgCatalog {
             .bind(&e.updated)
             .execute(&self.pool)
             .await?;
-            Ok(())
+            if done.rows_affected() == 1 {
+                return Ok(());
+            }
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM hakiri_datasets WHERE name = $1")
+                    .bind(&e.name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Err(hakiri_data_api::conflict(
+                &e.name,
+                e.version.saturating_sub(1),
+                found.map(|v| v as u64),
+            ))
         })
     }
 
@@ -206,4 +246,23 @@ async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
     Ok(CheckOutcome::Ok(format!(
         "PostgreSQL {server}: published, replaced, read and removed a dataset"
     )))
+}
+
+#[cfg(test)]
+mod conformance {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_catalog_conformance_suite() {
+        let Some(url) =
+            hakiri_testkit::configured_or_skip("HAKIRI_TEST_POSTGRES_URL", module_path!())
+        else {
+            return;
+        };
+        let cat = PgCatalog::connect(&url).await.unwrap();
+        let prefix = format!("conf{}_", std::process::id());
+        hakiri_data_api::conformance::check(&cat, &prefix)
+            .await
+            .unwrap();
+    }
 }

@@ -144,8 +144,18 @@ impl Catalog for SqliteCatalog {
 
     fn publish(&self, e: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
-            self.with(|c| {
-                let tx = c.transaction()?;
+            let expected = e.version.checked_sub(1).filter(|v| *v > 0);
+            let outcome = self.with(|c| {
+                // IMMEDIATE: the write lock is taken before the version is
+                // read, so two processes cannot both see the same version.
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let current: Option<i64> = tx
+                    .query_row("SELECT version FROM datasets WHERE name = ?1", [&e.name], |r| r.get(0))
+                    .optional()?;
+                let current = current.map(|v| v as u64);
+                if current != expected {
+                    return Ok(Err(current));
+                }
                 tx.execute(
                     &format!("INSERT OR REPLACE INTO datasets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
                     params![
@@ -159,7 +169,11 @@ impl Catalog for SqliteCatalog {
                         e.updated
                     ],
                 )?;
-                tx.commit()
+                tx.commit()?;
+                Ok(Ok(()))
+            })?;
+            outcome.map_err(|found| {
+                hakiri_data_api::conflict(&e.name, e.version.saturating_sub(1), found)
             })
         })
     }
@@ -236,6 +250,15 @@ mod tests {
         assert!(cat.remove("sales").await.unwrap());
         assert!(!cat.remove("sales").await.unwrap());
         assert!(cat.get("sales").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn passes_the_catalog_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = SqliteCatalog::open(&dir.path().join("c.sqlite")).unwrap();
+        hakiri_data_api::conformance::check(&cat, "conf_")
+            .await
+            .unwrap();
     }
 
     #[test]
