@@ -296,12 +296,12 @@ fn bad_jobs_are_config_errors_with_file_and_line() {
         "{stderr}"
     );
     let config = home.write_config(
-        "[engine]\nthreads = 1\n\n[[refresh]]\ndataset = \"sales\"\nsource = \"s3://b/k.csv\"\nevery = \"1m\"\n",
+        "[engine]\nthreads = 1\n\n[[refresh]]\ndataset = \"sales\"\nsource = \"ftp://host/k.csv\"\nevery = \"1m\"\n",
     );
     let out = run(BIN, home.path(), &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     let expected = format!(
-        "{}:4: [refresh]: job `sales`: no connector reads `s3://b/k.csv`; connectors in hakiri-full: file, http",
+        "{}:4: [refresh]: job `sales`: no connector reads `ftp://host/k.csv`; connectors in hakiri-full: file, http, s3",
         config.display()
     );
     assert!(
