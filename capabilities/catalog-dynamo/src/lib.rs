@@ -1,6 +1,7 @@
 //! `catalog-dynamo`: DynamoDB over its JSON HTTP API, signed with AWS
 //! Signature Version 4 (hand-rolled: a few dozen lines instead of the AWS SDK).
 
+mod catalog;
 mod sigv4;
 
 use anyhow::{bail, Context as _};
@@ -31,6 +32,38 @@ impl Section for DynamoConfig {
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<DynamoConfig>()?;
+    r.provide::<dyn hakiri_data_api::CatalogBackend>(
+        "dynamodb",
+        std::sync::Arc::new(catalog::DynamoBackend),
+    )?;
+    r.command(
+        clap::Command::new("catalog")
+            .about("Set up a catalog backend")
+            .subcommand_required(true)
+            .subcommand(
+                clap::Command::new("init")
+                    .about("Create the DynamoDB table a dynamodb://TABLE catalog URL names")
+                    .arg(clap::Arg::new("url").required(true)),
+            ),
+        |m, ctx| async move {
+            let url = m
+                .subcommand_matches("init")
+                .and_then(|m| m.get_one::<String>("url"))
+                .cloned()
+                .unwrap_or_default();
+            let table = catalog::table_of(&url)?;
+            let created = catalog::init(&catalog::client(&ctx)?, &table).await?;
+            println!(
+                "{}",
+                if created {
+                    format!("created DynamoDB table `{table}`; use [catalog] url = \"{url}\"")
+                } else {
+                    format!("DynamoDB table `{table}` already exists")
+                }
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        },
+    )?;
     r.tool(Tool::typed(
         "dynamo.tables",
         "List the DynamoDB tables visible with the configured endpoint and credentials",

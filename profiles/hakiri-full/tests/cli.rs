@@ -217,3 +217,45 @@ fn datasets_live_in_a_postgres_catalog_when_configured() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn datasets_live_in_a_dynamodb_catalog_when_configured() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let home = Home::new();
+    let table = format!("hakiri-cli-{}", std::process::id());
+    let url = format!("dynamodb://{table}");
+    let env = [
+        ("HAKIRI_CATALOG__URL", url.as_str()),
+        ("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1"),
+        ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", aws.as_str()),
+        ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
+        ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
+    ];
+    let run = |args: &[&str]| hakiri_testkit::run_with(BIN, home.path(), args, &env, &[]);
+    let csv = home.path().join("s.csv");
+    std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
+    // Before `catalog init`, the error says what to do.
+    let out = run(&["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("hakiri catalog init {url}")),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["catalog", "init", &url]);
+    assert!(
+        text(&out.stdout).contains("created DynamoDB table"),
+        "{}",
+        text(&out.stderr)
+    );
+    for _ in 0..2 {
+        let out = run(&["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let listed: Value = serde_json::from_slice(&run(&["datasets", "--json"]).stdout).unwrap();
+    assert_eq!(listed[0]["name"], "sales");
+    assert_eq!(listed[0]["version"], 2);
+    let out = run(&["sql", "--format", "csv", "select sum(amount) s from sales"]);
+    assert_eq!(text(&out.stdout), "s\n7\n", "{}", text(&out.stderr));
+    assert!(run(&["drop", "sales"]).status.success());
+}

@@ -1,0 +1,283 @@
+//! `dynamodb://TABLE`: the dataset catalog in a DynamoDB table (key `name`),
+//! with `[catalog-dynamo]`'s region, endpoint and credentials. Publishing is
+//! a conditional PutItem on the version before, so of two daemons racing to
+//! publish one dataset exactly one wins. `hakiri catalog init dynamodb://T`
+//! creates the table (on-demand capacity).
+
+use crate::Client;
+use anyhow::{bail, Context as _};
+use hakiri_data_api::{Catalog, CatalogBackend, DatasetEntry};
+use hakiri_kernel::{BoxFuture, Context};
+use serde_json::{json, Value};
+
+pub struct DynamoBackend;
+
+/// The table a `dynamodb://TABLE` URL names.
+pub fn table_of(url: &str) -> anyhow::Result<String> {
+    let table = url
+        .strip_prefix("dynamodb://")
+        .map(|t| t.split(['?', '/']).next().unwrap_or_default())
+        .unwrap_or_default();
+    let valid = (3..=255).contains(&table.len())
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !valid {
+        bail!("`{url}`: expected dynamodb://TABLE (3-255 letters, digits, _ . -)");
+    }
+    Ok(table.to_string())
+}
+
+pub fn client(ctx: &Context) -> anyhow::Result<Client> {
+    Client::from_config(ctx)?.context(
+        "the dynamodb catalog needs [catalog-dynamo] region (and endpoint for DynamoDB-compatible servers)",
+    )
+}
+
+impl CatalogBackend for DynamoBackend {
+    fn open<'a>(
+        &'a self,
+        url: &'a str,
+        ctx: &'a Context,
+    ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
+        Box::pin(async move {
+            let table = table_of(url)?;
+            Ok(Box::new(DynamoCatalog {
+                client: client(ctx)?,
+                table,
+            }) as Box<dyn Catalog>)
+        })
+    }
+}
+
+pub struct DynamoCatalog {
+    pub client: Client,
+    pub table: String,
+}
+
+/// Creates the catalog table; an existing one is fine.
+pub async fn init(client: &Client, table: &str) -> anyhow::Result<bool> {
+    let created = client
+        .call(
+            "CreateTable",
+            json!({
+                "TableName": table,
+                "AttributeDefinitions": [{"AttributeName": "name", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "name", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            }),
+        )
+        .await;
+    match created {
+        Ok(_) => Ok(true),
+        Err(e) if format!("{e:#}").contains("ResourceInUseException") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn item(e: &DatasetEntry) -> Value {
+    json!({
+        "name": {"S": e.name},
+        "version": {"N": e.version.to_string()},
+        "location": {"S": e.location},
+        "source": {"S": e.source},
+        "rows": {"N": e.rows.to_string()},
+        "bytes": {"N": e.bytes.to_string()},
+        "schema": {"S": e.schema.to_string()},
+        "updated": {"S": e.updated},
+    })
+}
+
+fn entry(item: &Value) -> anyhow::Result<DatasetEntry> {
+    let s = |k: &str| -> anyhow::Result<String> {
+        item[k]["S"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| format!("catalog item lacks `{k}`"))
+    };
+    let n = |k: &str| -> anyhow::Result<u64> {
+        item[k]["N"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("catalog item lacks number `{k}`"))
+    };
+    let name = s("name")?;
+    Ok(DatasetEntry {
+        schema: DatasetEntry::parse_schema(&name, &s("schema")?)?,
+        version: n("version")?,
+        location: s("location")?,
+        source: s("source")?,
+        rows: n("rows")?,
+        bytes: n("bytes")?,
+        updated: s("updated")?,
+        name,
+    })
+}
+
+impl DynamoCatalog {
+    fn missing_table(&self, e: anyhow::Error) -> anyhow::Error {
+        if format!("{e:#}").contains("ResourceNotFoundException") {
+            return anyhow::anyhow!(
+                "DynamoDB table `{}` does not exist; create it with `hakiri catalog init dynamodb://{}`",
+                self.table,
+                self.table
+            );
+        }
+        e
+    }
+
+    async fn current_version(&self, name: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self.get(name).await?.map(|e| e.version))
+    }
+}
+
+impl Catalog for DynamoCatalog {
+    fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut start: Option<Value> = None;
+            loop {
+                let mut request =
+                    json!({"TableName": self.table, "ConsistentRead": true, "Limit": 200});
+                if let Some(key) = start.take() {
+                    request["ExclusiveStartKey"] = key;
+                }
+                let page = self
+                    .client
+                    .call("Scan", request)
+                    .await
+                    .map_err(|e| self.missing_table(e))?;
+                for it in page["Items"].as_array().into_iter().flatten() {
+                    out.push(entry(it)?);
+                }
+                match page.get("LastEvaluatedKey") {
+                    Some(key) if !key.is_null() => start = Some(key.clone()),
+                    _ => break,
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .call("GetItem", json!({"TableName": self.table, "Key": {"name": {"S": name}}, "ConsistentRead": true}))
+                .await
+                .map_err(|e| self.missing_table(e))?;
+            got.get("Item")
+                .filter(|i| !i.is_null())
+                .map(entry)
+                .transpose()
+        })
+    }
+
+    fn publish(&self, e: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut request = json!({
+                "TableName": self.table,
+                "Item": item(&e),
+                "ExpressionAttributeNames": {"#n": "name"},
+            });
+            if e.version <= 1 {
+                request["ConditionExpression"] = "attribute_not_exists(#n)".into();
+            } else {
+                request["ConditionExpression"] = "attribute_exists(#n) AND #v = :prev".into();
+                request["ExpressionAttributeNames"]["#v"] = "version".into();
+                request["ExpressionAttributeValues"] =
+                    json!({":prev": {"N": (e.version - 1).to_string()}});
+            }
+            match self.client.call("PutItem", request).await {
+                Ok(_) => Ok(()),
+                Err(err) if format!("{err:#}").contains("ConditionalCheckFailed") => {
+                    let found = self.current_version(&e.name).await?;
+                    Err(hakiri_data_api::conflict(
+                        &e.name,
+                        e.version.saturating_sub(1),
+                        found,
+                    ))
+                }
+                Err(err) => Err(self.missing_table(err)),
+            }
+        })
+    }
+
+    fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            let old = self
+                .client
+                .call(
+                    "DeleteItem",
+                    json!({"TableName": self.table, "Key": {"name": {"S": name}}, "ReturnValues": "ALL_OLD"}),
+                )
+                .await
+                .map_err(|e| self.missing_table(e))?;
+            Ok(old.get("Attributes").is_some_and(|a| !a.is_null()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hakiri_kernel::{Config, Profile};
+
+    static PROFILE: Profile = hakiri_kernel::embedded_profile!("test");
+
+    #[test]
+    fn table_names_are_checked() {
+        assert_eq!(
+            table_of("dynamodb://hakiri_catalog").unwrap(),
+            "hakiri_catalog"
+        );
+        assert_eq!(
+            table_of("dynamodb://t-1.x?region=eu-west-1").unwrap(),
+            "t-1.x"
+        );
+        assert!(table_of("dynamodb://").is_err() && table_of("dynamodb://a b").is_err());
+    }
+
+    #[tokio::test]
+    async fn passes_the_catalog_conformance_suite() {
+        let Some(endpoint) =
+            hakiri_testkit::configured_or_skip("HAKIRI_TEST_AWS_ENDPOINT", module_path!())
+        else {
+            return;
+        };
+        let config = Config::parse(
+            &format!("[catalog-dynamo]\nregion = \"us-east-1\"\nendpoint = \"{endpoint}\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n"),
+            None,
+        )
+        .unwrap();
+        let ctx = Context::from_inventory(config, &PROFILE).unwrap();
+        let table = format!("hakiri-conformance-{}", std::process::id());
+        let client = client(&ctx).unwrap();
+        assert!(init(&client, &table).await.unwrap(), "created");
+        assert!(
+            !init(&client, &table).await.unwrap(),
+            "an existing table is fine"
+        );
+        let catalog = DynamoBackend
+            .open(&format!("dynamodb://{table}"), &ctx)
+            .await
+            .unwrap();
+        hakiri_data_api::conformance::check(catalog.as_ref(), "conf_")
+            .await
+            .unwrap();
+        let gone = DynamoBackend
+            .open("dynamodb://no-such-table-here", &ctx)
+            .await
+            .unwrap();
+        let err = gone.list().await.unwrap_err().to_string();
+        assert!(
+            err.contains("hakiri catalog init dynamodb://no-such-table-here"),
+            "{err}"
+        );
+        client
+            .call("DeleteTable", json!({"TableName": table}))
+            .await
+            .unwrap();
+    }
+}
