@@ -10,6 +10,7 @@ use object_store::{ObjectStore, PutPayload};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod push;
 mod source;
 
 hakiri_kernel::capability!(register);
@@ -44,6 +45,59 @@ impl Section for S3Config {
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<S3Config>()?;
     r.provide::<dyn hakiri_data_api::Connector>("s3", std::sync::Arc::new(source::S3Connector))?;
+    let datasets = || {
+        clap::Arg::new("dataset")
+            .num_args(0..)
+            .help("Datasets (default: all)")
+    };
+    r.command(
+        clap::Command::new("push")
+            .about("Copy datasets' latest versions to S3: new parts first, the manifest last")
+            .arg(datasets())
+            .arg(
+                clap::Arg::new("to")
+                    .long("to")
+                    .value_name("s3://bucket/prefix")
+                    .help("Default: [s3-sync] bucket and prefix"),
+            )
+            .arg(
+                clap::Arg::new("dry-run")
+                    .long("dry-run")
+                    .action(clap::ArgAction::SetTrue)
+                    .help("Say what would be uploaded"),
+            ),
+        |m, ctx| async move {
+            let target =
+                push::Target::resolve(&ctx, m.get_one::<String>("to").map(String::as_str))?;
+            let names: Vec<String> = m
+                .get_many::<String>("dataset")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            push::push(&ctx, &target, &names, m.get_flag("dry-run")).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        },
+    )?;
+    r.command(
+        clap::Command::new("pull")
+            .about("Bring datasets pushed to S3 into this home (their latest pushed versions)")
+            .arg(datasets())
+            .arg(
+                clap::Arg::new("from")
+                    .long("from")
+                    .value_name("s3://bucket/prefix")
+                    .help("Default: [s3-sync] bucket and prefix"),
+            ),
+        |m, ctx| async move {
+            let target =
+                push::Target::resolve(&ctx, m.get_one::<String>("from").map(String::as_str))?;
+            let names: Vec<String> = m
+                .get_many::<String>("dataset")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default();
+            push::pull(&ctx, &target, &names).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        },
+    )?;
     r.tool(Tool::typed(
         "s3.list",
         "List objects under a prefix in the configured S3 bucket",
