@@ -58,6 +58,8 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("revoked token",         Who::Revoked,  "engine.query", r#"{"sql":"select 1"}"#, Unauthorized("has been revoked")),
     ("attenuated to hr",      Who::OtherDataset, "engine.query", r#"{"sql":"select * from sales"}"#, ToolError("token does not grant dataset `sales`")),
     ("attenuated, describe",  Who::OtherDataset, "datasets.describe", r#"{"name":"hr"}"#, ToolError("token does not grant dataset `hr`")),
+    ("scheduler.status ungranted", Who::OtherTool, "scheduler.status", r#"{}"#, ToolError("token does not grant tool `scheduler.status`")),
+    ("scheduler.status bad input", Who::Agent, "scheduler.status", r#"{"dataset":"/etc/passwd"}"#, ToolError("unknown field")),
     ("token for another tool", Who::OtherTool, "engine.query", r#"{"sql":"select 1"}"#, ToolError("token does not grant tool `engine.query`")),
     // SQL: the host's files, other datasets, writes, settings, extensions, runaway queries.
     ("read_text /etc/passwd", Who::Agent, "engine.query", r#"{"sql":"select * from read_text('/etc/passwd')"}"#, ToolError("Permission Error")),
@@ -206,6 +208,8 @@ fn every_attack_is_refused_and_the_daemon_keeps_serving() {
         "wasm.call",
         "--tool",
         "search.text",
+        "--tool",
+        "scheduler.status",
     ];
     let mut agent_args = agent_tools.to_vec();
     agent_args.extend(["--dataset", "sales", "--ttl", "1h"]);
