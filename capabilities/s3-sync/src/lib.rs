@@ -69,11 +69,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         |m, ctx| async move {
             let target =
                 push::Target::resolve(&ctx, m.get_one::<String>("to").map(String::as_str))?;
-            let names: Vec<String> = m
-                .get_many::<String>("dataset")
-                .map(|v| v.cloned().collect())
-                .unwrap_or_default();
-            push::push(&ctx, &target, &names, m.get_flag("dry-run")).await?;
+            push::push(&ctx, &target, &named(&m), m.get_flag("dry-run")).await?;
             Ok(std::process::ExitCode::SUCCESS)
         },
     )?;
@@ -90,11 +86,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         |m, ctx| async move {
             let target =
                 push::Target::resolve(&ctx, m.get_one::<String>("from").map(String::as_str))?;
-            let names: Vec<String> = m
-                .get_many::<String>("dataset")
-                .map(|v| v.cloned().collect())
-                .unwrap_or_default();
-            push::pull(&ctx, &target, &names).await?;
+            push::pull(&ctx, &target, &named(&m)).await?;
             Ok(std::process::ExitCode::SUCCESS)
         },
     )?;
@@ -105,6 +97,13 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     ))?;
     r.check(|ctx| async move { self_check(&ctx).await });
     Ok(())
+}
+
+/// The datasets a `push`/`pull` names (none: all).
+fn named(m: &clap::ArgMatches) -> Vec<String> {
+    m.get_many::<String>("dataset")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The configured bucket as an object store, or `None` when no bucket is set.
