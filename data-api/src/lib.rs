@@ -235,6 +235,45 @@ pub fn version_location(entry: &DatasetEntry, version: u64) -> std::path::PathBu
         .join(format!("v{version}"))
 }
 
+/// A dataset whose `location` is remote (an `s3://…` manifest) brought to
+/// local Parquet files: only the parts missing from a bounded local cache
+/// are fetched, so a Lambda hydrates what a query names and nothing else.
+pub trait Hydrate: Send + Sync {
+    /// Whether this provider fetches datasets stored at `location`.
+    fn accepts(&self, location: &str) -> bool;
+    /// Local files of `entry` at `version` (`None`: its latest).
+    fn local<'a>(
+        &'a self,
+        ctx: &'a Context,
+        entry: &'a DatasetEntry,
+        version: Option<u64>,
+    ) -> BoxFuture<'a, anyhow::Result<LocalCopy>>;
+}
+
+impl ExtensionPoint for dyn Hydrate {
+    const NAME: &'static str = "hydrate";
+}
+
+/// Where a remote dataset's parts sit locally.
+#[derive(Debug, Clone)]
+pub struct LocalCopy {
+    /// The directory holding `files` (what the SQL sandbox may read).
+    pub dir: std::path::PathBuf,
+    pub files: Vec<std::path::PathBuf>,
+    /// The version these files are.
+    pub version: u64,
+    /// Set when the latest version was unusable and an older one is served.
+    pub warning: Option<String>,
+}
+
+/// The provider that fetches datasets at `location`, if it is remote.
+pub fn hydrator(ctx: &Context, location: &str) -> Option<std::sync::Arc<dyn Hydrate>> {
+    ctx.all::<dyn Hydrate>()
+        .into_iter()
+        .find(|(_, h)| h.accepts(location))
+        .map(|(_, h)| h)
+}
+
 /// The resource kind tokens grant datasets under (`hakiri auth token --dataset`).
 pub const DATASET: &str = "dataset";
 

@@ -54,7 +54,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "engine.query",
         "Run a read-only SQL query with DuckDB over the catalog's datasets (each visible by its name); returns columns and rows as JSON",
         |input: QueryInput, ctx| async move {
-            let datasets = datasets(&ctx, &input.at).await?;
+            let datasets = datasets(&ctx, &input.at, &input.sql).await?;
             let cfg = ctx.section::<EngineConfig>();
             let ceiling = cfg.max_rows.unwrap_or(10_000);
             let limit = input.max_rows.unwrap_or(ceiling).min(ceiling);
@@ -113,7 +113,10 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 })
                 .transpose()?
                 .unwrap_or_default();
-            let datasets = datasets(&ctx, &at).await?;
+            let datasets = datasets(&ctx, &at, &sql).await?;
+            for w in datasets.iter().filter_map(|v| v.warning.as_ref()) {
+                eprintln!("hakiri: warning: {w}");
+            }
             tokio::task::spawn_blocking(move || {
                 let conn = connect_with(&ctx, &datasets, output.as_deref())?;
                 ensure_read_only(&conn, &sql)?;
@@ -164,23 +167,64 @@ struct QueryOutput {
     columns: Vec<String>,
     rows: Vec<serde_json::Value>,
     truncated: bool,
+    /// Why a dataset was answered from an older version than its latest.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
-/// A dataset as a view: its name and the directory of its Parquet files.
-type View = (String, String);
+/// A dataset as a view: its name, the directory the sandbox must let the
+/// query read, and its Parquet files (every `*.parquet` in `dir` when `None`).
+struct View {
+    name: String,
+    dir: String,
+    files: Option<Vec<String>>,
+    warning: Option<String>,
+}
+
+impl View {
+    fn local(name: String, dir: String) -> View {
+        View {
+            name,
+            dir,
+            files: None,
+            warning: None,
+        }
+    }
+}
 
 /// The catalog's datasets this caller may read, to expose as views: the
 /// others do not exist for the query, and their files stay outside the
-/// sandbox's readable directories.
-async fn datasets(ctx: &Context, at: &BTreeMap<String, u64>) -> anyhow::Result<Vec<View>> {
+/// sandbox's readable directories. Remote datasets (on S3) are fetched into
+/// the local cache only when `sql` names them (or `at` pins them).
+async fn datasets(
+    ctx: &Context,
+    at: &BTreeMap<String, u64>,
+    sql: &str,
+) -> anyhow::Result<Vec<View>> {
     let catalog = hakiri_data_api::open_catalog(ctx).await?;
     let mut views = Vec::new();
     let mut pinned = at.clone();
+    let mut named = None;
     for d in catalog.list().await? {
         if hakiri_data_api::authorize_dataset(ctx, &d.name, false)
             .await
             .is_err()
         {
+            continue;
+        }
+        if let Some(remote) = hakiri_data_api::hydrator(ctx, &d.location) {
+            let named = named.get_or_insert_with(|| sandbox::tables_named(sql));
+            let version = pinned.remove(&d.name);
+            if version.is_none() && !named.contains(&d.name.to_lowercase()) {
+                continue;
+            }
+            let copy = remote.local(ctx, &d, version).await?;
+            views.push(View {
+                name: d.name,
+                dir: copy.dir.display().to_string(),
+                files: Some(copy.files.iter().map(|f| f.display().to_string()).collect()),
+                warning: copy.warning,
+            });
             continue;
         }
         let location = match pinned.remove(&d.name) {
@@ -197,7 +241,7 @@ async fn datasets(ctx: &Context, at: &BTreeMap<String, u64>) -> anyhow::Result<V
                 older.display().to_string()
             }
         };
-        views.push((d.name, location));
+        views.push(View::local(d.name, location));
     }
     if let Some(name) = pinned.keys().next() {
         anyhow::bail!("--at names `{name}`, which is not a dataset this caller can read");
@@ -252,13 +296,22 @@ fn connect_with(
 ) -> anyhow::Result<Connection> {
     let conn = connect(ctx)?;
     let mut readable = Vec::new();
-    for (name, dir) in views {
-        let glob = format!("{}/*.parquet", dir.trim_end_matches('/'));
+    for View {
+        name, dir, files, ..
+    } in views
+    {
+        let files = match files {
+            Some(list) => list
+                .iter()
+                .map(|f| sandbox::quote_literal(f))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => sandbox::quote_literal(&format!("{}/*.parquet", dir.trim_end_matches('/'))),
+        };
         // One unreadable dataset must not take every query down with it.
         let view = format!(
-            "CREATE VIEW {} AS SELECT * FROM read_parquet({})",
+            "CREATE VIEW {} AS SELECT * FROM read_parquet([{files}])",
             quote_ident(name),
-            sandbox::quote_literal(&glob)
         );
         match conn.execute_batch(&view) {
             Ok(()) => readable.push(dir.as_str()),
@@ -290,9 +343,11 @@ fn query_json(
     ensure_read_only(&conn, sql)?;
     let cfg = ctx.section::<EngineConfig>();
     let max_bytes = cfg.max_result_bytes.unwrap_or(16 << 20);
-    sandbox::with_timeout(&conn, cfg.query_timeout(), || {
+    let mut out = sandbox::with_timeout(&conn, cfg.query_timeout(), || {
         rows_json(&conn, sql, limit, max_bytes)
-    })
+    })?;
+    out.warnings = views.iter().filter_map(|v| v.warning.clone()).collect();
+    Ok(out)
 }
 
 /// At most `limit` rows and about `max_bytes` of them, as JSON.
@@ -340,6 +395,7 @@ fn rows_json(
         columns,
         rows,
         truncated,
+        warnings: Vec::new(),
     })
 }
 

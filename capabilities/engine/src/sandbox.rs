@@ -75,6 +75,35 @@ pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The tables `sql` names (lower-cased, as DuckDB matches them), by DuckDB's
+/// parser; CTE names come along, which is harmless. Text the parser refuses
+/// names nothing: [`ensure_read_only`] reports it.
+pub(crate) fn tables_named(sql: &str) -> std::collections::BTreeSet<String> {
+    fn walk(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(t)) = map.get("table_name") {
+                    out.insert(t.to_lowercase());
+                }
+                map.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    let text = strip_word(sql, "explain")
+        .map(|rest| strip_word(&rest, "analyze").unwrap_or(rest))
+        .unwrap_or_else(|| sql.to_string());
+    let parsed: Option<String> = Connection::open_in_memory()
+        .and_then(|c| c.query_row("SELECT json_serialize_sql(?)", [&text], |r| r.get(0)))
+        .ok();
+    if let Some(v) = parsed.and_then(|p| serde_json::from_str(&p).ok()) {
+        walk(&v, &mut out);
+    }
+    out
+}
+
 /// `sql` without its leading keyword `word` (any case), if it starts with it.
 fn strip_word(sql: &str, word: &str) -> Option<String> {
     let t = sql.trim_start();

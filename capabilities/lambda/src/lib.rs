@@ -4,6 +4,10 @@
 //! `bootstrap`) serves invocations; so does `hakiri lambda`. An event
 //! `{"tool": "name", "input": {...}}` calls that tool, exactly as `hakiri call`
 //! and MCP do; an event without `tool` answers with the profile and its tools.
+//! HTTP events from a Function URL or API Gateway (payload 2.0) are served
+//! as a small REST surface ([`http`]).
+
+mod http;
 
 use anyhow::{bail, Context as _};
 use hakiri_kernel::{Caller, CheckOutcome, Context, Credential, KernelError, Registrar};
@@ -46,8 +50,19 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
         bail!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a whole number of MB");
     }
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let ctx = ctx.with_caller(caller(&event.context.request_id, &event.payload));
-        async move { handle(&ctx, event.payload).await }
+        let id = &event.context.request_id;
+        let web = http::is_http(&event.payload);
+        let ctx = ctx.with_caller(if web {
+            http::caller(id, &event.payload)
+        } else {
+            caller(id, &event.payload)
+        });
+        async move {
+            if web {
+                return Ok(http::handle(&ctx, &event.payload).await);
+            }
+            handle(&ctx, event.payload).await
+        }
     });
     lambda_runtime::run(handler)
         .await
@@ -160,6 +175,45 @@ mod tests {
             "{}",
             e.error_message
         );
+    }
+
+    fn http_event(method: &str, path: &str, iam: bool) -> Value {
+        let mut e = json!({
+            "version": "2.0",
+            "rawPath": path,
+            "headers": {},
+            "requestContext": {"http": {"method": method, "path": path}},
+            "body": "",
+        });
+        if iam {
+            e["requestContext"]["authorizer"] =
+                json!({"iam": {"userArn": "arn:aws:iam::1:user/a"}});
+        }
+        e
+    }
+
+    #[tokio::test]
+    async fn http_events_get_statuses_and_json_bodies() {
+        let ctx = ctx();
+        let status = |v: &Value| v["statusCode"].as_u64().unwrap();
+        let body = |v: &Value| serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap();
+        let open = http::handle(&ctx, &http_event("GET", "/tools", false)).await;
+        assert_eq!(status(&open), 401, "{open}");
+        assert_eq!(open["headers"]["www-authenticate"], "Bearer");
+        let listed = http::handle(&ctx, &http_event("GET", "/prod/tools", true)).await;
+        assert_eq!(status(&listed), 200, "{listed}");
+        assert_eq!(body(&listed)["profile"], "lambda-test");
+        let unknown = http::handle(&ctx, &http_event("POST", "/tools/no.such", true)).await;
+        assert_eq!(status(&unknown), 404, "{unknown}");
+        assert!(body(&unknown)["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool `no.such`"));
+        let get_tool = http::handle(&ctx, &http_event("GET", "/tools/x", true)).await;
+        assert_eq!(status(&get_tool), 405);
+        assert_eq!(get_tool["headers"]["allow"], "POST");
+        let nowhere = http::handle(&ctx, &http_event("GET", "/etc/passwd", true)).await;
+        assert_eq!(status(&nowhere), 404);
     }
 
     #[test]

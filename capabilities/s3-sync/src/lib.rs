@@ -10,6 +10,9 @@ use object_store::{ObjectStore, PutPayload};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod cache;
+mod catalog;
+mod layout;
 mod push;
 mod source;
 
@@ -36,6 +39,12 @@ pub struct S3Config {
     /// from; the CLI user reads any bucket their credentials reach.
     #[serde(default)]
     pub read_prefixes: Vec<String>,
+    /// Where parts of datasets read from an `s3://` catalog are cached
+    /// (default: `<data_dir>/cache/s3`).
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Most bytes the part cache keeps; least recently used parts are
+    /// deleted first (default 400000000, within Lambda's 512 MB `/tmp`).
+    pub cache_max_bytes: Option<u64>,
 }
 
 impl Section for S3Config {
@@ -45,6 +54,11 @@ impl Section for S3Config {
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<S3Config>()?;
     r.provide::<dyn hakiri_data_api::Connector>("s3", std::sync::Arc::new(source::S3Connector))?;
+    r.provide::<dyn hakiri_data_api::CatalogBackend>(
+        "s3",
+        std::sync::Arc::new(catalog::S3CatalogBackend),
+    )?;
+    r.provide::<dyn hakiri_data_api::Hydrate>("s3", std::sync::Arc::new(cache::S3Hydrate))?;
     let datasets = || {
         clap::Arg::new("dataset")
             .num_args(0..)
@@ -68,7 +82,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             ),
         |m, ctx| async move {
             let target =
-                push::Target::resolve(&ctx, m.get_one::<String>("to").map(String::as_str))?;
+                layout::Target::resolve(&ctx, m.get_one::<String>("to").map(String::as_str))?;
             push::push(&ctx, &target, &named(&m), m.get_flag("dry-run")).await?;
             Ok(std::process::ExitCode::SUCCESS)
         },
@@ -85,7 +99,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             ),
         |m, ctx| async move {
             let target =
-                push::Target::resolve(&ctx, m.get_one::<String>("from").map(String::as_str))?;
+                layout::Target::resolve(&ctx, m.get_one::<String>("from").map(String::as_str))?;
             push::pull(&ctx, &target, &named(&m)).await?;
             Ok(std::process::ExitCode::SUCCESS)
         },

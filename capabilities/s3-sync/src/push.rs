@@ -6,74 +6,16 @@
 //! by `latest.json`, never by listing parts, so they never see half a
 //! version, and a push that dies midway leaves the previous one in place.
 
+use crate::layout::{Manifest, Part, S3Result, Target};
 use crate::S3Config;
 use anyhow::{bail, Context as _};
-use hakiri_data_api::{open_catalog, DatasetEntry};
+use hakiri_data_api::open_catalog;
 use hakiri_kernel::Context;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
-
-/// `s3://bucket/prefix`, or `[s3-sync] bucket` and `prefix`.
-pub struct Target {
-    pub bucket: String,
-    pub prefix: String,
-}
-
-impl Target {
-    pub fn resolve(ctx: &Context, url: Option<&str>) -> anyhow::Result<Target> {
-        if let Some(url) = url {
-            let rest = url
-                .strip_prefix("s3://")
-                .with_context(|| format!("`{url}`: expected s3://bucket[/prefix]"))?;
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                bail!("`{url}`: expected s3://bucket[/prefix]");
-            }
-            return Ok(Target {
-                bucket: bucket.into(),
-                prefix: prefix.trim_matches('/').into(),
-            });
-        }
-        let cfg = ctx.section::<S3Config>();
-        let bucket = cfg
-            .bucket
-            .clone()
-            .context("no bucket: pass s3://bucket/prefix, or set [s3-sync] bucket (and prefix)")?;
-        Ok(Target {
-            bucket,
-            prefix: cfg.prefix.trim_matches('/').into(),
-        })
-    }
-
-    fn key(&self, rest: &str) -> Path {
-        Path::from(if self.prefix.is_empty() {
-            rest.to_string()
-        } else {
-            format!("{}/{rest}", self.prefix)
-        })
-    }
-
-    fn url(&self, rest: &str) -> String {
-        format!("s3://{}/{}", self.bucket, self.key(rest))
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct Manifest {
-    format: u32,
-    entry: DatasetEntry,
-    parts: Vec<Part>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Part {
-    file: String,
-    size: u64,
-}
 
 fn store(ctx: &Context, target: &Target) -> anyhow::Result<Arc<dyn ObjectStore>> {
     Ok(Arc::from(crate::build(
@@ -141,16 +83,16 @@ pub async fn push(
             continue;
         }
         // The version's manifest, then the pointer readers follow: last.
-        let version_key = target.key(&format!("datasets/{}/v{}.json", d.name, d.version));
+        let version_key = target.manifest(&d.name, Some(d.version));
         store
             .put(&version_key, PutPayload::from(manifest.clone()))
             .await
-            .context("cannot write the manifest")?;
-        let latest = target.key(&format!("datasets/{}/latest.json", d.name));
+            .s3(|| "cannot write the manifest".into())?;
+        let latest = target.manifest(&d.name, None);
         store
             .put(&latest, PutPayload::from(manifest))
             .await
-            .context("cannot write latest.json")?;
+            .s3(|| "cannot write latest.json".into())?;
     }
     Ok(())
 }
@@ -182,36 +124,25 @@ pub async fn pull(ctx: &Context, target: &Target, names: &[String]) -> anyhow::R
     let store = store(ctx, target)?;
     let mut wanted = names.to_vec();
     if wanted.is_empty() {
-        let listed = store
-            .list_with_delimiter(Some(&target.key("datasets")))
-            .await
-            .with_context(|| format!("cannot list {}", target.url("datasets")))?;
-        wanted = listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect();
+        wanted = target.dataset_names(store.as_ref()).await?;
     }
     let catalog = open_catalog(ctx).await?;
     for name in wanted {
-        let latest = target.key(&format!("datasets/{name}/latest.json"));
+        let latest = target.manifest(&name, None);
         let bytes = store
             .get(&latest)
             .await
-            .with_context(|| {
+            .s3(|| {
                 format!(
                     "no pushed dataset `{name}` at {}",
                     target.url(&format!("datasets/{name}"))
                 )
             })?
             .bytes()
-            .await?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{} is not a Hakiri manifest",
-                target.url(&format!("datasets/{name}/latest.json"))
-            )
-        })?;
+            .await
+            .s3(|| format!("reading {}", target.url(&format!("datasets/{name}"))))?;
+        let manifest =
+            Manifest::parse(&bytes, &target.url(&format!("datasets/{name}/latest.json")))?;
         let origin = format!(
             "{} v{}",
             target.url(&format!("datasets/{name}")),

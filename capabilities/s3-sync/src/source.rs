@@ -3,6 +3,7 @@
 //! usual AWS credential chain (environment, then instance/container roles).
 //! Remote callers read only under `[s3-sync] read_prefixes`.
 
+use crate::layout::S3Result;
 use crate::S3Config;
 use anyhow::{bail, Context as _};
 use futures::TryStreamExt;
@@ -14,7 +15,7 @@ use object_store::ObjectStore;
 pub struct S3Connector;
 
 /// `s3://bucket/key` split.
-fn split(source: &str) -> anyhow::Result<(&str, &str)> {
+pub(crate) fn split(source: &str) -> anyhow::Result<(&str, &str)> {
     let rest = source
         .strip_prefix("s3://")
         .with_context(|| format!("`{source}` is not an s3:// URL"))?;
@@ -81,7 +82,7 @@ impl Connector for S3Connector {
                 .list((!prefix.is_empty()).then(|| Path::from(prefix)).as_ref())
                 .try_collect()
                 .await
-                .with_context(|| format!("cannot list s3://{bucket}/{prefix}"))?;
+                .s3(|| format!("cannot list s3://{bucket}/{prefix}"))?;
             let mut keys: Vec<String> = listed
                 .into_iter()
                 .map(|m| m.location.to_string())
@@ -108,7 +109,7 @@ impl Connector for S3Connector {
             let got = store
                 .get(&Path::from(key))
                 .await
-                .with_context(|| format!("cannot read {source}"))?;
+                .s3(|| format!("cannot read {source}"))?;
             let mut stream = got.into_stream();
             let (tx, reader) = hakiri_data_api::chunk_channel(8);
             let shown = source.to_string();

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod mcp;
+pub mod s3;
 mod serve;
 
 pub use hakiri_lambda_emulator as lambda;

@@ -1,0 +1,198 @@
+//! HTTP events from a Lambda Function URL or an API Gateway HTTP API
+//! (payload format 2.0): `POST /tools/<name>` with the tool's input as the
+//! JSON body calls it; `GET /tools` (or `/`) describes the function. Answers
+//! are HTTP responses with JSON bodies and the status the outcome calls for.
+//!
+//! A request is admitted only with a bearer token (which the authorizer then
+//! enforces) or through IAM (`AuthType: AWS_IAM`): a Function URL left open
+//! to the internet does not open the tools with it.
+
+use base64::Engine as _;
+use hakiri_kernel::{Caller, Context, Credential, KernelError, ToolError};
+use serde_json::{json, Value};
+
+/// Whether `event` is an HTTP event (payload 2.0) rather than a direct invoke.
+pub fn is_http(event: &Value) -> bool {
+    event["version"] == "2.0" && event["requestContext"]["http"].is_object()
+}
+
+/// The caller of an HTTP event: its bearer token, if any.
+pub fn caller(request_id: &str, event: &Value) -> Caller {
+    Caller::Lambda {
+        request_id: request_id.to_string(),
+        credential: bearer(event).map(Credential::new),
+    }
+}
+
+fn bearer(event: &Value) -> Option<&str> {
+    let headers = event["headers"].as_object()?;
+    let value = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))?
+        .1
+        .as_str()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// One HTTP event, answered as an HTTP response.
+pub async fn handle(ctx: &Context, event: &Value) -> Value {
+    let method = event["requestContext"]["http"]["method"]
+        .as_str()
+        .unwrap_or("");
+    let path = event["rawPath"].as_str().unwrap_or("/");
+    // API Gateway stages prefix the path (`/prod/tools/x`).
+    let route = path.find("/tools").map_or(path, |i| &path[i..]);
+    let tool = route.strip_prefix("/tools/").filter(|t| !t.is_empty());
+    let admitted =
+        bearer(event).is_some() || event["requestContext"]["authorizer"]["iam"].is_object();
+    if !admitted {
+        return error(
+            401,
+            "this function takes a bearer token (Authorization: Bearer …, minted with `hakiri auth token`) or IAM authentication (Function URL AuthType AWS_IAM)",
+        )
+        .with_header("www-authenticate", "Bearer");
+    }
+    match (method, route, tool) {
+        ("POST", _, Some(tool)) => {
+            let input = match body(event) {
+                Ok(v) => v,
+                Err(why) => return error(400, &why),
+            };
+            match ctx.call(tool, input).await {
+                Ok(v) => response(200, &v),
+                Err(e) => error(status(&e), &e.to_string()),
+            }
+        }
+        ("GET", "/" | "/tools", None) => response(
+            200,
+            &json!({
+                "profile": ctx.profile.name,
+                "version": ctx.profile.version,
+                "tools": ctx.registry.tools.keys().collect::<Vec<_>>(),
+            }),
+        ),
+        (_, _, Some(_)) => error(405, "tools are called with POST").with_header("allow", "POST"),
+        (_, "/" | "/tools", None) => {
+            error(405, "the tool list is read with GET").with_header("allow", "GET")
+        }
+        _ => error(
+            404,
+            &format!("no route `{path}`: POST /tools/<name> calls a tool, GET /tools lists them"),
+        ),
+    }
+}
+
+/// The request body as JSON (`{}` when empty), decoded from base64 if the
+/// event says so.
+fn body(event: &Value) -> Result<Value, String> {
+    let raw = event["body"].as_str().unwrap_or("");
+    let bytes = if event["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|e| format!("the request body is not valid base64: {e}"))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| format!("the request body must be the tool's input as a JSON object: {e}"))
+}
+
+/// The status for a tool's failure: the caller's fault (4xx) unless the tool crashed.
+fn status(e: &ToolError) -> u16 {
+    match e {
+        ToolError::InvalidInput { .. } => 400,
+        ToolError::Denied { .. } => 403,
+        ToolError::Kernel(KernelError::Unknown { .. } | KernelError::ElsewhereProfile { .. }) => {
+            404
+        }
+        ToolError::Failed(m) if m.contains(" crashed (") => 500,
+        ToolError::Failed(_) => 422,
+        ToolError::Kernel(_) => 500,
+    }
+}
+
+fn response(status: u16, body: &Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json"},
+        "body": body.to_string(),
+        "isBase64Encoded": false,
+    })
+}
+
+fn error(status: u16, message: &str) -> Value {
+    response(status, &json!({"error": message}))
+}
+
+trait WithHeader {
+    fn with_header(self, name: &str, value: &str) -> Value;
+}
+
+impl WithHeader for Value {
+    fn with_header(mut self, name: &str, value: &str) -> Value {
+        self["headers"][name] = json!(value);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(method: &str, path: &str, body: &str, token: Option<&str>) -> Value {
+        let mut headers = json!({"content-type": "application/json"});
+        if let Some(t) = token {
+            headers["authorization"] = json!(format!("Bearer {t}"));
+        }
+        json!({
+            "version": "2.0",
+            "rawPath": path,
+            "headers": headers,
+            "requestContext": {"http": {"method": method, "path": path}, "requestId": "r1"},
+            "body": body,
+            "isBase64Encoded": false,
+        })
+    }
+
+    #[test]
+    fn http_events_are_told_from_direct_invokes() {
+        assert!(is_http(&event("GET", "/", "", None)));
+        assert!(!is_http(&json!({"tool": "x"})));
+        assert!(!is_http(&json!({"version": "2.0"})));
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_callers_credential() {
+        let e = event("GET", "/", "", Some("tok"));
+        assert_eq!(
+            caller("r", &e).credential().map(|c| c.expose()),
+            Some("tok")
+        );
+        assert!(caller("r", &event("GET", "/", "", None))
+            .credential()
+            .is_none());
+    }
+
+    #[test]
+    fn bodies_are_json_objects_plain_or_base64() {
+        assert_eq!(body(&event("POST", "/", "", None)).unwrap(), json!({}));
+        assert_eq!(
+            body(&event("POST", "/", "{\"a\":1}", None)).unwrap(),
+            json!({"a": 1})
+        );
+        let mut e = event("POST", "/", "eyJhIjoxfQ==", None);
+        e["isBase64Encoded"] = json!(true);
+        assert_eq!(body(&e).unwrap(), json!({"a": 1}));
+        let err = body(&event("POST", "/", "{nope", None)).unwrap_err();
+        assert!(
+            err.contains("must be the tool's input as a JSON object"),
+            "{err}"
+        );
+    }
+}
