@@ -1,21 +1,19 @@
-//! `catalog-dynamo`: DynamoDB over its JSON HTTP API, signed with AWS
-//! Signature Version 4 (hand-rolled: a few dozen lines instead of the AWS SDK).
+//! `catalog-dynamo`: DynamoDB over its JSON HTTP API, signed with SigV4 by
+//! the shared AWS chain (object_store's signer and credentials, linked for
+//! S3 anyway) instead of the AWS SDK.
 
 mod catalog;
-mod sigv4;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Section, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub use sigv4::{Credentials, SignedRequest};
-
 hakiri_kernel::capability!(register);
 
-/// `[catalog-dynamo]` in hakiri.toml. Unset credentials fall back to
-/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+/// `[catalog-dynamo]` in hakiri.toml. Unset fields fall back to the AWS
+/// chain: environment, shared profile files, web identity, ECS and EC2 roles.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DynamoConfig {
@@ -74,13 +72,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         },
     ))?;
     r.check(|ctx| async move {
-        if let Err(e) = sigv4::self_test() {
-            return CheckOutcome::Failed(e);
-        }
         match Client::from_config(&ctx) {
-            Ok(None) => CheckOutcome::Skipped(format!(
-                "{NOT_CONFIGURED} (SigV4 signer matches AWS's test vector)"
-            )),
+            Ok(None) => CheckOutcome::Skipped(NOT_CONFIGURED.into()),
             Ok(Some(c)) => match c.call("ListTables", json!({})).await {
                 Ok(v) => CheckOutcome::Ok(format!(
                     "signed ListTables at {}: {} tables",
@@ -96,96 +89,164 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
 }
 
 const NOT_CONFIGURED: &str =
-    "not configured: set [catalog-dynamo] region (and endpoint for DynamoDB-compatible servers)";
+    "not configured: set [catalog-dynamo] region or AWS_REGION (and endpoint for DynamoDB-compatible servers)";
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NoInput {}
 
-/// A DynamoDB JSON-API client.
+/// A DynamoDB JSON-API client: requests signed by the shared AWS chain
+/// ([`hakiri_aws`]), throttling and server errors retried with backoff.
 pub struct Client {
     endpoint: String,
     region: String,
-    creds: Credentials,
+    credentials: hakiri_aws::AwsCredentialProvider,
     http: reqwest::Client,
 }
 
+/// Attempts per operation; the waits between them double from 50 ms (with
+/// jitter), about 1.5 s in all before giving up.
+const ATTEMPTS: u32 = 6;
+
+/// Why one attempt failed.
+enum Failure {
+    /// Throttling, a 5xx or a dropped connection: worth another try.
+    Transient(String),
+    Fatal(anyhow::Error),
+}
+
 impl Client {
-    /// `None` when no region is configured.
-    pub fn from_config(ctx: &Context) -> Result<Option<Client>, KernelError> {
+    /// `None` when no region is configured, in `[catalog-dynamo]` or the AWS chain.
+    pub fn from_config(ctx: &Context) -> anyhow::Result<Option<Client>> {
         let cfg = DynamoConfig::clone(&ctx.section::<DynamoConfig>());
-        let Some(region) = cfg.region else {
+        let settings = hakiri_aws::Settings {
+            region: cfg.region,
+            endpoint: cfg.endpoint.clone(),
+            access_key_id: cfg.access_key_id,
+            secret_access_key: cfg.secret_access_key,
+            allow_http: true,
+        };
+        let Some(region) = hakiri_aws::region(&settings) else {
             return Ok(None);
         };
-        let env = |k: &str| std::env::var(k).ok();
-        let creds = Credentials {
-            access_key_id: cfg
-                .access_key_id
-                .or_else(|| env("AWS_ACCESS_KEY_ID"))
-                .unwrap_or_default(),
-            secret_access_key: cfg
-                .secret_access_key
-                .or_else(|| env("AWS_SECRET_ACCESS_KEY"))
-                .unwrap_or_default(),
-            session_token: env("AWS_SESSION_TOKEN"),
-        };
-        if creds.access_key_id.is_empty() || creds.secret_access_key.is_empty() {
-            return Err(KernelError::Config(
-                "[catalog-dynamo] needs credentials: access_key_id and secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
-            ));
-        }
+        let credentials = hakiri_aws::credentials(&settings)?;
         let endpoint = cfg
             .endpoint
             .unwrap_or_else(|| format!("https://dynamodb.{region}.amazonaws.com"));
         Ok(Some(Client {
             endpoint,
             region,
-            creds,
-            http: reqwest::Client::new(),
+            credentials,
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
         }))
     }
 
     /// Calls one DynamoDB operation (`ListTables`, `PutItem`, …) with a JSON body.
     pub async fn call(&self, operation: &str, body: Value) -> anyhow::Result<Value> {
-        let url = reqwest::Url::parse(&self.endpoint)
-            .with_context(|| format!("invalid endpoint `{}`", self.endpoint))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            _ => bail!("endpoint `{}` has no host", self.endpoint),
-        };
         let payload = body.to_string();
-        let target = format!("DynamoDB_20120810.{operation}");
-        let signed = SignedRequest {
-            method: "POST",
-            path: url.path(),
-            query: "",
-            headers: vec![
-                ("content-type", "application/x-amz-json-1.0".into()),
-                ("host", host),
-                ("x-amz-target", target.clone()),
-            ],
-            payload: payload.as_bytes(),
-            region: &self.region,
-            service: "dynamodb",
-        }
-        .sign(&self.creds, sigv4::now());
-        let mut req = self.http.post(url.clone()).body(payload.clone());
-        for (k, v) in signed {
-            if k != "host" {
-                req = req.header(k, v);
+        let mut wait = std::time::Duration::from_millis(50);
+        for attempt in 1..=ATTEMPTS {
+            match self.attempt(operation, &payload).await {
+                Ok(v) => return Ok(v),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(why)) if attempt == ATTEMPTS => {
+                    bail!("DynamoDB {operation} failed {ATTEMPTS} times, the last with {why}; try again later")
+                }
+                Err(Failure::Transient(_)) => {
+                    tokio::time::sleep(jitter(wait)).await;
+                    wait *= 2;
+                }
             }
         }
-        let resp = req
-            .send()
+        unreachable!("the last attempt returns")
+    }
+
+    async fn attempt(&self, operation: &str, payload: &str) -> Result<Value, Failure> {
+        let fatal = |e: anyhow::Error| Failure::Fatal(e);
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(&self.endpoint)
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("DynamoDB_20120810.{operation}"))
+            .body(hakiri_aws::HttpRequestBody::from(payload.to_string()))
+            .map_err(|e| fatal(anyhow::anyhow!("invalid endpoint `{}`: {e}", self.endpoint)))?;
+        hakiri_aws::sign(&self.credentials, "dynamodb", &self.region, &mut request)
             .await
-            .with_context(|| format!("cannot reach DynamoDB at {}", self.endpoint))?;
+            .map_err(fatal)?;
+        let mut headers = request.headers().clone();
+        headers.remove("host"); // the HTTP client sets it from the URL
+        let sent = self
+            .http
+            .post(&self.endpoint)
+            .headers(headers)
+            .body(payload.to_string())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                return Err(Failure::Transient(format!(
+                    "no answer from {}: {e}",
+                    self.endpoint
+                )))
+            }
+            Err(e) => {
+                return Err(fatal(anyhow::anyhow!(
+                    "cannot reach DynamoDB at {}: {e}",
+                    self.endpoint
+                )))
+            }
+        };
         let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("DynamoDB {operation} answered {status}: {text}");
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Failure::Transient(format!("a broken answer: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| {
+                fatal(anyhow::anyhow!(
+                    "DynamoDB {operation} answered invalid JSON: {e}"
+                ))
+            });
         }
-        serde_json::from_str(&text)
-            .with_context(|| format!("DynamoDB {operation} answered invalid JSON"))
+        let why = aws_error(&text).unwrap_or(text);
+        let why = format!("{why} (HTTP {})", status.as_u16());
+        if status.is_server_error() || THROTTLED.iter().any(|t| why.contains(t)) {
+            return Err(Failure::Transient(why));
+        }
+        Err(fatal(anyhow::anyhow!("DynamoDB {operation}: {why}")))
     }
 }
+
+/// Error types DynamoDB answers when it wants the caller to slow down.
+const THROTTLED: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+];
+
+/// `Type: message` from DynamoDB's JSON error body.
+fn aws_error(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let kind = v["__type"].as_str()?.rsplit('#').next()?.to_string();
+    let message = v["message"]
+        .as_str()
+        .or(v["Message"].as_str())
+        .unwrap_or("");
+    Some(format!("{kind}: {message}"))
+}
+
+/// Between half and all of `d`, so retrying clients spread out.
+fn jitter(d: std::time::Duration) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let frac = (h.finish() % 1000) as f64 / 2000.0 + 0.5;
+    d.mul_f64(frac)
+}
+
+#[cfg(test)]
+mod retry_tests;

@@ -3,7 +3,6 @@
 use anyhow::Context as _;
 use futures::TryStreamExt;
 use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Section, Tool};
-use object_store::aws::AmazonS3Builder;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
@@ -18,8 +17,8 @@ mod source;
 
 hakiri_kernel::capability!(register);
 
-/// `[s3-sync]` in hakiri.toml. Unset fields fall back to the usual `AWS_*`
-/// environment variables.
+/// `[s3-sync]` in hakiri.toml. Unset fields fall back to the AWS chain:
+/// environment, shared profile files, web identity, ECS and EC2 roles.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
@@ -130,25 +129,17 @@ pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Co
 }
 
 /// `bucket` with `[s3-sync]`'s endpoint, region and keys, else the AWS
-/// environment and instance credentials.
+/// chain ([`hakiri_aws`]).
 pub(crate) fn build(cfg: &S3Config, bucket: &str) -> anyhow::Result<Box<dyn ObjectStore>> {
-    let mut b = AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_allow_http(cfg.allow_http);
-    if let Some(v) = &cfg.region {
-        b = b.with_region(v);
-    }
-    if let Some(v) = &cfg.endpoint {
-        b = b.with_endpoint(v);
-    }
-    if let Some(v) = &cfg.access_key_id {
-        b = b.with_access_key_id(v);
-    }
-    if let Some(v) = &cfg.secret_access_key {
-        b = b.with_secret_access_key(v);
-    }
-    let s = b
-        .build()
+    let settings = hakiri_aws::Settings {
+        region: cfg.region.clone(),
+        endpoint: cfg.endpoint.clone(),
+        access_key_id: cfg.access_key_id.clone(),
+        secret_access_key: cfg.secret_access_key.clone(),
+        allow_http: cfg.allow_http,
+    };
+    let s = hakiri_aws::s3(&settings, bucket)
+        .and_then(|b| Ok(b.build()?))
         .with_context(|| format!("invalid [s3-sync] settings for bucket `{bucket}`"))?;
     Ok(Box::new(s))
 }

@@ -203,7 +203,7 @@ fn a_catalog_of_another_profile_names_that_profile() {
     home.write_config("[catalog]\nurl = \"nosuch://x\"\n");
     let out = hakiri(home.path(), &["datasets"]);
     assert!(
-        text(&out.stderr).contains("unknown catalog `nosuch`; this binary has: sqlite"),
+        text(&out.stderr).contains("unknown catalog `nosuch`; this binary has: s3, sqlite"),
         "{}",
         text(&out.stderr)
     );
