@@ -9,13 +9,15 @@
 use crate::layout::{Manifest, Part, S3Result, Target};
 use crate::S3Config;
 use anyhow::{bail, Context as _};
+use futures::{StreamExt, TryStreamExt};
 use hakiri_data_api::open_catalog;
 use hakiri_kernel::Context;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
+use std::io::IsTerminal;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn store(ctx: &Context, target: &Target) -> anyhow::Result<Arc<dyn ObjectStore>> {
     Ok(Arc::from(crate::build(
@@ -50,20 +52,20 @@ pub async fn push(
             .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
             .collect();
         files.sort_by_key(|e| e.file_name());
-        let (mut parts, mut sent, mut bytes) = (Vec::new(), 0, 0u64);
+        let (mut parts, mut missing) = (Vec::new(), Vec::new());
         for f in files {
             let file = f.file_name().to_string_lossy().into_owned();
             let size = f.metadata()?.len();
             let key = target.key(&format!("datasets/{}/parts/{file}", d.name));
             let present = matches!(store.head(&key).await, Ok(meta) if meta.size == size);
             if !present {
-                sent += 1;
-                bytes += size;
-                if !dry_run {
-                    upload(&store, &f.path(), key).await?;
-                }
+                missing.push((f.path(), key, size));
             }
             parts.push(Part { file, size });
+        }
+        let (sent, bytes) = (missing.len(), missing.iter().map(|m| m.2).sum::<u64>());
+        if !dry_run {
+            upload_all(&store, &d.name, missing).await?;
         }
         let mut entry = d.clone();
         entry.location = target.url(&format!("datasets/{}/parts", d.name));
@@ -97,24 +99,99 @@ pub async fn push(
     Ok(())
 }
 
-/// Streams a local file to `key` (multipart beyond 10 MB).
+/// Uploads `parts` (local file, key, size), four at a time, each streamed
+/// (multipart, eight chunks in flight, beyond 10 MB); on a terminal, a
+/// progress line counts the bytes.
+async fn upload_all(
+    store: &Arc<dyn ObjectStore>,
+    dataset: &str,
+    parts: Vec<(std::path::PathBuf, Path, u64)>,
+) -> anyhow::Result<()> {
+    let total: u64 = parts.iter().map(|p| p.2).sum();
+    let progress = Progress::start(dataset, total);
+    let done = futures::stream::iter(parts)
+        .map(|(file, key, _)| {
+            let (store, progress) = (store.clone(), progress.clone());
+            async move { upload(&store, &file, key, &progress).await }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await;
+    progress.finish();
+    done.map(|_| ())
+}
+
+/// Streams a local file to `key`.
 async fn upload(
     store: &Arc<dyn ObjectStore>,
     file: &std::path::Path,
     key: Path,
+    progress: &Progress,
 ) -> anyhow::Result<()> {
     let mut source = tokio::fs::File::open(file)
         .await
         .with_context(|| format!("cannot open {}", file.display()))?;
     let mut writer = BufWriter::new(store.clone(), key.clone());
-    tokio::io::copy(&mut source, &mut writer)
-        .await
-        .with_context(|| format!("uploading to {key}"))?;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = source
+            .read(&mut chunk)
+            .await
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        writer
+            .write_all(&chunk[..n])
+            .await
+            .with_context(|| format!("uploading to {key}"))?;
+        progress.add(n as u64);
+    }
     writer
         .shutdown()
         .await
         .with_context(|| format!("completing the upload of {key}"))?;
     Ok(())
+}
+
+/// Bytes sent so far, redrawn on stderr twice a second when it is a terminal.
+#[derive(Clone)]
+struct Progress {
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    ticker: Option<Arc<tokio::task::JoinHandle<()>>>,
+}
+
+impl Progress {
+    fn start(dataset: &str, total: u64) -> Progress {
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ticker = (std::io::stderr().is_terminal() && total > 0).then(|| {
+            let (sent, dataset) = (sent.clone(), dataset.to_string());
+            Arc::new(tokio::spawn(async move {
+                loop {
+                    let n = sent.load(std::sync::atomic::Ordering::Relaxed);
+                    eprint!(
+                        "\r{dataset}: {:.1} of {:.1} MB ({}%)  ",
+                        n as f64 / 1e6,
+                        total as f64 / 1e6,
+                        n * 100 / total
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }))
+        });
+        Progress { sent, ticker }
+    }
+
+    fn add(&self, n: u64) {
+        self.sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn finish(&self) {
+        if let Some(t) = &self.ticker {
+            t.abort();
+            eprint!("\r\x1b[2K");
+        }
+    }
 }
 
 /// Pulls the latest pushed version of `names` (every dataset under the

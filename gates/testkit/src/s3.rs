@@ -39,24 +39,31 @@ impl Bucket {
         ]
     }
 
-    /// Deletes `key`. The server refuses unsigned deletes, so this goes
-    /// through boto3, which `.ci/services.sh` installs with moto.
+    /// Deletes `key`.
     pub fn delete(&self, key: &str) {
-        let script = "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').delete_object(Bucket=sys.argv[2], Key=sys.argv[3])";
-        let out = std::process::Command::new("python3")
-            .args(["-c", script, &self.endpoint, &self.name, key])
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "deleting {key}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.boto("c.delete_object(Bucket=b, Key=k)", key)
+            .expect("the delete succeeds");
     }
 
-    /// Whether `key` exists.
-    pub fn has(&self, key: &str) -> bool {
-        let url = format!("{}/{}/{key}", self.endpoint, self.name);
-        http::request("GET", &url, &[], b"", http::TIMEOUT).is_ok_and(|r| r.status == 200)
+    /// The object at `key`, if there is one.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.boto(
+            "sys.stdout.buffer.write(c.get_object(Bucket=b, Key=k)['Body'].read())",
+            key,
+        )
+    }
+
+    /// Runs `statement` with boto3 (installed with moto by `.ci/services.sh`)
+    /// as client `c` on bucket `b` and key `k`: the server refuses unsigned
+    /// object requests. `None` if it raised.
+    fn boto(&self, statement: &str, key: &str) -> Option<Vec<u8>> {
+        let script = format!(
+            "import boto3,sys\nb, k = sys.argv[2], sys.argv[3]\nc = boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1')\n{statement}"
+        );
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script, &self.endpoint, &self.name, key])
+            .output()
+            .expect("python3 runs");
+        out.status.success().then_some(out.stdout)
     }
 }

@@ -1,24 +1,20 @@
 //! `push` and `pull` through a real S3-compatible server: a laptop home
 //! pushes, another home pulls and queries; pushes are incremental.
 
+use hakiri_testkit::s3::Bucket;
 use hakiri_testkit::{http, run_with, skip_unless_configured, text, Home};
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-core");
 
 #[test]
 fn a_pushed_dataset_is_pulled_and_queried_elsewhere() {
     let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
-    let bucket = format!("hakiri-push-{}", std::process::id());
-    let resp = http::request("PUT", &format!("{aws}/{bucket}"), &[], b"", http::TIMEOUT).unwrap();
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    let env = [
-        ("HAKIRI_S3_SYNC__ENDPOINT", aws.as_str()),
-        ("HAKIRI_S3_SYNC__ALLOW_HTTP", "true"),
-        ("HAKIRI_S3_SYNC__REGION", "us-east-1"),
-        ("HAKIRI_S3_SYNC__ACCESS_KEY_ID", "test"),
-        ("HAKIRI_S3_SYNC__SECRET_ACCESS_KEY", "test"),
-    ];
-    let target = format!("s3://{bucket}/team");
+    let bucket = Bucket::create(&aws, "hakiri-push");
+    let env = bucket.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = bucket.url("team");
     let (laptop, lambda) = (Home::new(), Home::new());
     let ok = |home: &Home, args: &[&str]| {
         let out = run_with(BIN, home.path(), args, &env, &[]);
@@ -89,4 +85,99 @@ fn a_pushed_dataset_is_pulled_and_queried_elsewhere() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// A push killed with SIGKILL in the middle of a multipart upload leaves
+/// the previous version whole and visible; the next push completes.
+#[test]
+fn a_push_killed_midway_leaves_the_previous_version_served() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = Bucket::create(&aws, "hakiri-kill");
+    let env = bucket.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = bucket.url("t");
+    let (laptop, reader) = (Home::new(), Home::new());
+    let ok = |home: &Home, args: &[&str], extra: &[(&str, &str)]| {
+        let all: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
+        let out = run_with(BIN, home.path(), args, &all, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let small = laptop.path().join("small.csv");
+    std::fs::write(&small, "id,blob\n1,a\n2,b\n").unwrap();
+    ok(
+        &laptop,
+        &["ingest", small.to_str().unwrap(), "--as", "big", "-q"],
+        &[],
+    );
+    ok(&laptop, &["push", "--to", &target], &[]);
+
+    // v2: about 50 MB of incompressible Parquet, so the upload is multipart and slow enough to kill.
+    let big = laptop.path().join("big.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    writeln!(w, "id,blob").unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..1_500_000u32 {
+        let mut words = [0u64; 4];
+        for word in &mut words {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *word = x;
+        }
+        writeln!(
+            w,
+            "{i},{:016x}{:016x}{:016x}{:016x}",
+            words[0], words[1], words[2], words[3]
+        )
+        .unwrap();
+    }
+    drop(w);
+    ok(
+        &laptop,
+        &["ingest", big.to_str().unwrap(), "--as", "big", "-q"],
+        &[],
+    );
+    let mut push = hakiri_testkit::command(BIN, laptop.path());
+    push.args(["push", "--to", &target])
+        .envs(env.iter().copied());
+    let mut child = push.spawn().unwrap();
+    let uploads = format!("{aws}/{}?uploads", bucket.name);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = http::get(&uploads).body;
+        if listed.contains("<Upload>") {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push finished before a multipart upload was seen; make v2 bigger"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no multipart upload started: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let latest = bucket
+        .get("t/datasets/big/latest.json")
+        .expect("latest.json");
+    let latest: serde_json::Value = serde_json::from_slice(&latest).unwrap();
+    assert_eq!(latest["entry"]["version"], 1, "{latest}");
+    let catalog = [("HAKIRI_CATALOG__URL", target.as_str())];
+    let count = |home: &Home| {
+        ok(
+            home,
+            &["sql", "--format", "csv", "select count(*) n from big"],
+            &catalog,
+        )
+    };
+    assert_eq!(count(&reader), "n\n2\n");
+
+    let again = ok(&laptop, &["push", "--to", &target], &[]);
+    assert!(again.contains("big: pushed v2"), "{again}");
+    assert_eq!(count(&reader), "n\n1500000\n");
 }
