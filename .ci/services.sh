@@ -43,5 +43,14 @@ python3 -c 'import mcp.client.streamable_http' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check mcp
 export HAKIRI_TEST_PYTHON_MCP=python3
 
+# cfn-lint checks the Lambda SAM template; zip/unzip package and unpack it
+# as README's "Deploy to Lambda" does.
+command -v cfn-lint >/dev/null 2>&1 \
+  || python3 -m pip install --quiet --disable-pip-version-check cfn-lint
+export HAKIRI_TEST_CFN_LINT=cfn-lint
+if ! command -v zip >/dev/null 2>&1 || ! command -v unzip >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq zip unzip >/dev/null
+fi
+
 # Every service test runs here: a missing variable fails it instead of skipping it.
 export HAKIRI_TEST_REQUIRE_SERVICES=1
