@@ -259,3 +259,60 @@ fn datasets_live_in_a_dynamodb_catalog_when_configured() {
     assert_eq!(text(&out.stdout), "s\n7\n", "{}", text(&out.stderr));
     assert!(run(&["drop", "sales"]).status.success());
 }
+
+/// Two daemons on one `dynamodb://` catalog publish the same dataset at the
+/// same moment: exactly one wins; the other is told another writer did.
+#[test]
+fn two_writers_racing_on_a_dynamodb_catalog_one_wins() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let table = format!("hakiri-race-{}", std::process::id());
+    let url = format!("dynamodb://{table}");
+    let env = [
+        ("HAKIRI_CATALOG__URL", url.as_str()),
+        ("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1"),
+        ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", aws.as_str()),
+        ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
+        ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
+    ];
+    let (a, b) = (Home::new(), Home::new());
+    let out = hakiri_testkit::run_with(BIN, a.path(), &["catalog", "init", &url], &env, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Big enough that both read the catalog before either publishes.
+    let rows: String = (0..400_000).map(|i| format!("{i},{}\n", i % 7)).collect();
+    let writers: Vec<_> = [&a, &b]
+        .iter()
+        .map(|home| {
+            let csv = home.path().join("s.csv");
+            std::fs::write(&csv, format!("id,amount\n{rows}")).unwrap();
+            let mut cmd = hakiri_testkit::command(BIN, home.path());
+            cmd.args(["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"])
+                .envs(env)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|mut cmd| cmd.spawn().unwrap())
+        .collect();
+    let outcomes: Vec<_> = writers
+        .into_iter()
+        .map(|w| w.wait_with_output().unwrap())
+        .collect();
+    let won = outcomes.iter().filter(|o| o.status.success()).count();
+    let lost: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.status.success())
+        .map(|o| text(&o.stderr))
+        .collect();
+    assert_eq!(won, 1, "{lost:?}");
+    assert!(
+        lost[0].contains("dataset `sales` changed while this version was written")
+            && lost[0].contains("retry"),
+        "{}",
+        lost[0]
+    );
+    let listed = hakiri_testkit::run_with(BIN, a.path(), &["datasets", "--json"], &env, &[]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["version"], 1, "{listed}");
+}
