@@ -38,6 +38,19 @@ if ! curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1; then
 fi
 export HAKIRI_TEST_AWS_ENDPOINT="http://127.0.0.1:$moto_port"
 
+# A second one that checks signatures and keys, as AWS does: wrong
+# credentials must be refused with AWS's own error.
+moto_auth_port=55434
+if ! curl -fs "http://127.0.0.1:$moto_auth_port/moto-api/" >/dev/null 2>&1; then
+  INITIAL_NO_AUTH_ACTION_COUNT=0 nohup moto_server -H 127.0.0.1 -p "$moto_auth_port" \
+    >/tmp/hakiri-moto-auth.log 2>&1 &
+  for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$moto_auth_port/moto-api/" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+fi
+export HAKIRI_TEST_AWS_AUTH_ENDPOINT="http://127.0.0.1:$moto_auth_port"
+
 # The official Python MCP SDK, a real client for the daemon's MCP endpoints.
 python3 -c 'import mcp.client.streamable_http' 2>/dev/null \
   || python3 -m pip install --quiet --disable-pip-version-check mcp

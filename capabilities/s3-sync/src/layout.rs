@@ -124,7 +124,12 @@ fn short(e: &object_store::Error) -> String {
     if let object_store::Error::NotFound { .. } = e {
         return "not found".into();
     }
-    let text = e.to_string();
+    short_text(&e.to_string())
+}
+
+/// The server's `Code: Message` out of an error's text (object_store errors
+/// also reach us wrapped in `std::io::Error`s, from the buffered writer).
+pub fn short_text(text: &str) -> String {
     let tag = |name: &str| {
         let open = format!("<{name}>");
         let start = text.find(&open)? + open.len();

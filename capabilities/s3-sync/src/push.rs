@@ -6,7 +6,7 @@
 //! by `latest.json`, never by listing parts, so they never see half a
 //! version, and a push that dies midway leaves the previous one in place.
 
-use crate::layout::{Manifest, Part, S3Result, Target};
+use crate::layout::{short_text, Manifest, Part, S3Result, Target};
 use crate::S3Config;
 use anyhow::{bail, Context as _};
 use futures::{StreamExt, TryStreamExt};
@@ -144,13 +144,15 @@ async fn upload(
         writer
             .write_all(&chunk[..n])
             .await
-            .with_context(|| format!("uploading to {key}"))?;
+            .map_err(|e| anyhow::anyhow!("uploading to {key}: {}", short_text(&e.to_string())))?;
         progress.add(n as u64);
     }
-    writer
-        .shutdown()
-        .await
-        .with_context(|| format!("completing the upload of {key}"))?;
+    writer.shutdown().await.map_err(|e| {
+        anyhow::anyhow!(
+            "completing the upload of {key}: {}",
+            short_text(&e.to_string())
+        )
+    })?;
     Ok(())
 }
 

@@ -257,3 +257,61 @@ fn an_s3_catalog_is_read_only_and_names_a_missing_bucket() {
         "one short error, not the XML: {err}"
     );
 }
+
+/// Against a server that checks keys as AWS does: wrong credentials are
+/// refused with the server's own reason, on push, on the catalog, and in a
+/// Lambda (whose answer is an HTTP error, not a crash).
+#[test]
+fn wrong_credentials_are_refused_with_the_servers_reason() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_AUTH_ENDPOINT");
+    let env = [
+        ("HAKIRI_S3_SYNC__ENDPOINT", aws.as_str()),
+        ("HAKIRI_S3_SYNC__ALLOW_HTTP", "true"),
+        ("HAKIRI_S3_SYNC__REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIANOTAKEY"),
+        ("AWS_SECRET_ACCESS_KEY", "wrong"),
+    ];
+    let reason =
+        "InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records.";
+    let home = Home::new();
+    let csv = home.path().join("s.csv");
+    std::fs::write(&csv, "a\n1\n").unwrap();
+    let out = run_with(
+        BIN,
+        home.path(),
+        &["ingest", csv.to_str().unwrap(), "--as", "t", "-q"],
+        &env,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run_with(
+        BIN,
+        home.path(),
+        &["push", "--to", "s3://any-bucket/x"],
+        &env,
+        &[],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(reason) && err.lines().count() == 1, "{err}");
+
+    let tmp = Home::new();
+    let emu = Emulator::start().unwrap();
+    let mut bootstrap = command(BIN, tmp.path());
+    bootstrap
+        .envs(emu.env())
+        .envs(env)
+        .env("HAKIRI_CATALOG__URL", "s3://any-bucket/x");
+    let _running = Running::spawn(&mut bootstrap).unwrap();
+    let mut event: Value = serde_json::from_str(&http_event(
+        "POST",
+        "/tools/engine.query",
+        &json!({"sql": "select 1"}),
+        None,
+    ))
+    .unwrap();
+    event["requestContext"]["authorizer"] = json!({"iam": {"userArn": "arn:aws:iam::1:user/a"}});
+    let (status, body) = call(&emu, event.to_string());
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(reason), "{body}");
+}
