@@ -66,6 +66,12 @@ pub trait Catalog: Send + Sync {
     /// wins and the other gets [`conflict`]'s error.
     fn publish(&self, entry: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>>;
     fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+    /// Whether listing costs about as much as one lookup. A catalog for which
+    /// it does not (one request per dataset, as on S3) is asked by name
+    /// only for the datasets a query names.
+    fn lists_cheaply(&self) -> bool {
+        true
+    }
 }
 
 /// Bytes from a source, read sequentially.

@@ -205,7 +205,21 @@ async fn datasets(
     let mut views = Vec::new();
     let mut pinned = at.clone();
     let mut named = None;
-    for d in catalog.list().await? {
+    let entries = if catalog.lists_cheaply() {
+        catalog.list().await?
+    } else {
+        let names = named.get_or_insert_with(|| sandbox::tables_named(sql));
+        let mut found = Vec::new();
+        for name in names.iter().chain(pinned.keys()) {
+            if let Some(d) = catalog.get(name).await? {
+                found.push(d);
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found.dedup_by(|a, b| a.name == b.name);
+        found
+    };
+    for d in entries {
         if hakiri_data_api::authorize_dataset(ctx, &d.name, false)
             .await
             .is_err()
@@ -215,7 +229,7 @@ async fn datasets(
         if let Some(remote) = hakiri_data_api::hydrator(ctx, &d.location) {
             let named = named.get_or_insert_with(|| sandbox::tables_named(sql));
             let version = pinned.remove(&d.name);
-            if version.is_none() && !named.contains(&d.name.to_lowercase()) {
+            if version.is_none() && !named.iter().any(|n| n.eq_ignore_ascii_case(&d.name)) {
                 continue;
             }
             let copy = remote.local(ctx, &d, version).await?;

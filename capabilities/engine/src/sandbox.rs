@@ -75,15 +75,15 @@ pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The tables `sql` names (lower-cased, as DuckDB matches them), by DuckDB's
-/// parser; CTE names come along, which is harmless. Text the parser refuses
+/// The tables `sql` names, as written (DuckDB matches them ignoring case),
+/// by DuckDB's parser; CTE names come along, which is harmless. Text the parser refuses
 /// names nothing: [`ensure_read_only`] reports it.
 pub(crate) fn tables_named(sql: &str) -> std::collections::BTreeSet<String> {
     fn walk(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
         match v {
             serde_json::Value::Object(map) => {
                 if let Some(serde_json::Value::String(t)) = map.get("table_name") {
-                    out.insert(t.to_lowercase());
+                    out.insert(t.clone());
                 }
                 map.values().for_each(|x| walk(x, out));
             }
@@ -95,9 +95,18 @@ pub(crate) fn tables_named(sql: &str) -> std::collections::BTreeSet<String> {
     let text = strip_word(sql, "explain")
         .map(|rest| strip_word(&rest, "analyze").unwrap_or(rest))
         .unwrap_or_else(|| sql.to_string());
-    let parsed: Option<String> = Connection::open_in_memory()
-        .and_then(|c| c.query_row("SELECT json_serialize_sql(?)", [&text], |r| r.get(0)))
-        .ok();
+    // One parser per process: opening a DuckDB database costs milliseconds,
+    // and json_serialize_sql only parses, whatever the text says.
+    static PARSER: std::sync::OnceLock<Option<std::sync::Mutex<Connection>>> =
+        std::sync::OnceLock::new();
+    let parser =
+        PARSER.get_or_init(|| Connection::open_in_memory().ok().map(std::sync::Mutex::new));
+    let parsed: Option<String> = parser.as_ref().and_then(|p| {
+        p.lock()
+            .ok()?
+            .query_row("SELECT json_serialize_sql(?)", [&text], |r| r.get(0))
+            .ok()
+    });
     if let Some(v) = parsed.and_then(|p| serde_json::from_str(&p).ok()) {
         walk(&v, &mut out);
     }

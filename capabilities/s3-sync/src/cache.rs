@@ -4,7 +4,7 @@
 //! parts go first). Parts are immutable, so a cached part is reused across
 //! versions and, in Lambda, across warm invocations.
 
-use crate::layout::{Manifest, S3Result};
+use crate::layout::{Manifest, Manifests, S3Result};
 use crate::source::split;
 use crate::S3Config;
 use anyhow::{bail, Context as _};
@@ -80,7 +80,8 @@ impl Hydrate for S3Hydrate {
 struct Cache {
     root: PathBuf,
     max_bytes: u64,
-    cfg: S3Config,
+    ctx: Context,
+    manifests: Option<std::sync::Arc<Manifests>>,
 }
 
 impl Cache {
@@ -92,7 +93,8 @@ impl Cache {
                 .clone()
                 .unwrap_or_else(|| ctx.config.data_dir.join("cache").join("s3")),
             max_bytes: cfg.cache_max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
-            cfg,
+            ctx: ctx.clone(),
+            manifests: ctx.state::<Manifests>(),
         }
     }
 
@@ -103,14 +105,23 @@ impl Cache {
             None => bail!("`{}` is not a manifest URL", entry.location),
         };
         let (bucket, key) = split(&url)?;
-        let store = crate::build(&self.cfg, bucket)?;
-        let bytes = store
-            .get(&Path::from(key))
-            .await
-            .s3(|| format!("cannot read {url}"))?
-            .bytes()
-            .await
-            .s3(|| format!("reading {url}"))?;
+        let store = crate::bucket_store(&self.ctx, bucket)?;
+        let bytes = match self.manifests.as_ref().and_then(|m| m.get(&url)) {
+            Some(b) => b,
+            None => {
+                let b = store
+                    .get(&Path::from(key))
+                    .await
+                    .s3(|| format!("cannot read {url}"))?
+                    .bytes()
+                    .await
+                    .s3(|| format!("reading {url}"))?;
+                if let Some(m) = &self.manifests {
+                    m.put(url.clone(), b.clone());
+                }
+                b
+            }
+        };
         let manifest = Manifest::parse(&bytes, &url)?;
         let total: u64 = manifest.parts.iter().map(|p| p.size).sum();
         if total > self.max_bytes {
@@ -125,7 +136,6 @@ impl Cache {
         tokio::fs::create_dir_all(&dir)
             .await
             .with_context(|| format!("cannot create the part cache {}", dir.display()))?;
-        let store: std::sync::Arc<dyn ObjectStore> = store.into();
         let jobs: Vec<(PathBuf, Path, u64)> = manifest
             .parts
             .iter()

@@ -4,7 +4,7 @@
 //! home and push. An entry's `location` is its version's manifest, which
 //! the part cache ([`crate::cache`]) turns into local files on demand.
 
-use crate::layout::{Manifest, S3Result, Target};
+use crate::layout::{Manifest, Manifests, S3Result, Target};
 use futures::{StreamExt, TryStreamExt};
 use hakiri_data_api::{Catalog, CatalogBackend, DatasetEntry};
 use hakiri_kernel::{BoxFuture, Context};
@@ -21,10 +21,11 @@ impl CatalogBackend for S3CatalogBackend {
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move {
             let target = Target::parse(url)?;
-            let store = crate::build(&ctx.section::<crate::S3Config>(), &target.bucket)?;
+            let store = crate::bucket_store(ctx, &target.bucket)?;
             Ok(Box::new(S3Catalog {
                 target,
-                store: Arc::from(store),
+                store,
+                manifests: ctx.state::<Manifests>(),
             }) as Box<dyn Catalog>)
         })
     }
@@ -33,6 +34,7 @@ impl CatalogBackend for S3CatalogBackend {
 struct S3Catalog {
     target: Target,
     store: Arc<dyn ObjectStore>,
+    manifests: Option<Arc<Manifests>>,
 }
 
 impl S3Catalog {
@@ -49,6 +51,9 @@ impl S3Catalog {
         entry.location = self
             .target
             .url(&format!("datasets/{name}/v{}.json", entry.version));
+        if let Some(m) = &self.manifests {
+            m.put(entry.location.clone(), bytes);
+        }
         Ok(Some(entry))
     }
 
@@ -81,6 +86,10 @@ impl Catalog for S3Catalog {
             }
             self.latest(name).await
         })
+    }
+
+    fn lists_cheaply(&self) -> bool {
+        false // a request per dataset
     }
 
     fn publish(&self, _entry: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>> {

@@ -100,6 +100,29 @@ pub struct Part {
     pub size: u64,
 }
 
+/// Manifests by the URL of their version (`…/v<N>.json`). Versions are
+/// immutable, so what the catalog read as `latest.json` serves the part
+/// cache without a second request. Per kernel; bounded.
+#[derive(Default)]
+pub struct Manifests(std::sync::Mutex<std::collections::HashMap<String, bytes::Bytes>>);
+
+impl Manifests {
+    const MOST: usize = 1024;
+
+    pub fn get(&self, url: &str) -> Option<bytes::Bytes> {
+        self.0.lock().ok()?.get(url).cloned()
+    }
+
+    pub fn put(&self, url: String, bytes: bytes::Bytes) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= Self::MOST {
+                map.clear();
+            }
+            map.insert(url, bytes);
+        }
+    }
+}
+
 impl Manifest {
     pub fn parse(bytes: &[u8], url: &str) -> anyhow::Result<Manifest> {
         serde_json::from_slice(bytes)

@@ -8,6 +8,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 mod cache;
 mod catalog;
@@ -58,6 +59,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         std::sync::Arc::new(catalog::S3CatalogBackend),
     )?;
     r.provide::<dyn hakiri_data_api::Hydrate>("s3", std::sync::Arc::new(cache::S3Hydrate))?;
+    r.state(layout::Manifests::default())?;
+    r.state(Stores::default())?;
     let datasets = || {
         clap::Arg::new("dataset")
             .num_args(0..)
@@ -120,12 +123,33 @@ fn named(m: &clap::ArgMatches) -> Vec<String> {
 }
 
 /// The configured bucket as an object store, or `None` when no bucket is set.
-pub fn store(ctx: &Context) -> anyhow::Result<Option<(Box<dyn ObjectStore>, S3Config)>> {
+pub fn store(ctx: &Context) -> anyhow::Result<Option<(Arc<dyn ObjectStore>, S3Config)>> {
     let cfg = S3Config::clone(&ctx.section::<S3Config>());
     let Some(bucket) = cfg.bucket.clone() else {
         return Ok(None);
     };
-    Ok(Some((build(&cfg, &bucket)?, cfg)))
+    Ok(Some((bucket_store(ctx, &bucket)?, cfg)))
+}
+
+/// Clients built once per bucket and kernel: building one loads the TLS
+/// roots, which would otherwise cost every query tens of milliseconds.
+#[derive(Default)]
+struct Stores(std::sync::Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>);
+
+/// The client for `bucket`, per [`build`], reused across calls.
+pub(crate) fn bucket_store(ctx: &Context, bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let stores = ctx.state::<Stores>();
+    if let Some(found) = stores
+        .as_ref()
+        .and_then(|s| s.0.lock().ok()?.get(bucket).cloned())
+    {
+        return Ok(found);
+    }
+    let store: Arc<dyn ObjectStore> = Arc::from(build(&ctx.section::<S3Config>(), bucket)?);
+    if let Some(Ok(mut map)) = stores.as_ref().map(|s| s.0.lock()) {
+        map.insert(bucket.to_string(), store.clone());
+    }
+    Ok(store)
 }
 
 /// `bucket` with `[s3-sync]`'s endpoint, region and keys, else the AWS

@@ -7,7 +7,6 @@
 //! version, and a push that dies midway leaves the previous one in place.
 
 use crate::layout::{short_text, Manifest, Part, S3Result, Target};
-use crate::S3Config;
 use anyhow::{bail, Context as _};
 use futures::{StreamExt, TryStreamExt};
 use hakiri_data_api::open_catalog;
@@ -20,10 +19,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn store(ctx: &Context, target: &Target) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    Ok(Arc::from(crate::build(
-        &ctx.section::<S3Config>(),
-        &target.bucket,
-    )?))
+    crate::bucket_store(ctx, &target.bucket)
 }
 
 /// Pushes the latest version of `names` (all datasets when empty).

@@ -41,9 +41,8 @@ fn guard(ctx: &Context, source: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn store_for(ctx: &Context, bucket: &str) -> anyhow::Result<Box<dyn ObjectStore>> {
-    let cfg = ctx.section::<S3Config>();
-    crate::build(&cfg, bucket)
+fn store_for(ctx: &Context, bucket: &str) -> anyhow::Result<std::sync::Arc<dyn ObjectStore>> {
+    crate::bucket_store(ctx, bucket)
 }
 
 /// `*` and `?` within one path segment's worth of text (`*` never crosses `/`).
