@@ -20,7 +20,11 @@ impl CatalogBackend for S3CatalogBackend {
         ctx: &'a Context,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move {
-            let target = Target::parse(url)?;
+            // Bare `s3://`: the bucket and prefix of `[s3-sync]`.
+            let target = match url.trim_end_matches('/') {
+                "s3:" => Target::resolve(ctx, None)?,
+                _ => Target::parse(url)?,
+            };
             let store = crate::bucket_store(ctx, &target.bucket)?;
             Ok(Box::new(S3Catalog {
                 target,

@@ -229,6 +229,11 @@ fn a_lambda_answers_sql_over_pushed_datasets_through_a_function_url() {
     bucket.delete("team/datasets/sales/parts/part-v00002.parquet");
     let tmp = Home::new();
     let (emu, mut bootstrap) = start_function(&tmp);
+    // This time configured as `[s3-sync] bucket` and `prefix`, with a bare `s3://` catalog.
+    bootstrap
+        .env("HAKIRI_CATALOG__URL", "s3://")
+        .env("HAKIRI_S3_SYNC__BUCKET", &bucket.name)
+        .env("HAKIRI_S3_SYNC__PREFIX", "team");
     let _running = Running::spawn(&mut bootstrap).unwrap();
     let (status, body) = call(
         &emu,
