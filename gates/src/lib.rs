@@ -5,6 +5,8 @@ pub mod check;
 pub mod diff;
 pub mod graph;
 pub mod probe;
+pub mod release;
+pub mod sbom;
 pub mod soak;
 pub mod workspace;
 

@@ -7,7 +7,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use hakiri_gates::{check, diff, soak, workspace};
+use hakiri_gates::{check, diff, release, soak, workspace};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -46,6 +46,21 @@ enum Command {
     },
     /// Per-profile deltas between two gate reports.
     Diff { old: PathBuf, new: PathBuf },
+    /// Release trees from the gated binaries: tarballs, the Lambda zip,
+    /// SBOMs and checksums per profile (run `cargo gates check` first).
+    Release {
+        /// Refuse unless this is the workspace version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Refuse unless this git tag is v<workspace version> (CI passes the pushed tag).
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long, default_value = "dist")]
+        out: PathBuf,
+        /// The gates report to ship (default: the last `cargo gates check`'s).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +101,24 @@ fn run() -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Release {
+            version,
+            tag,
+            out,
+            report,
+        } => {
+            let ws = workspace::Workspace::locate()?;
+            let opts = release::Options {
+                version,
+                tag,
+                out,
+                report,
+            };
+            for tree in release::release(&ws, &opts)? {
+                println!("{}", tree.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Diff { old, new } => {
             print!("{}", diff::render(&diff::load(&old)?, &diff::load(&new)?));

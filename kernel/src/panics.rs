@@ -38,13 +38,15 @@ where
 /// The CLI's panic hook: one line on stderr, no backtrace hint.
 pub fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
+        // `hakiri … | head`: the reader left; stop quietly, as Unix tools do.
+        let text = message(info.payload());
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
         let place = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
-            "hakiri: internal error: {}{place} (a bug; please report it)",
-            message(info.payload())
-        );
+        eprintln!("hakiri: internal error: {text}{place} (a bug; please report it)");
     }));
 }

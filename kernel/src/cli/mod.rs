@@ -88,11 +88,23 @@ pub fn run(profile: &'static Profile, args: Vec<OsString>) -> ExitCode {
     };
     match runtime.block_on(dispatch::dispatch(matches, ctx)) {
         Ok(code) => code,
+        // `hakiri sql … | head`: the reader left; stop quietly, as Unix tools do.
+        Err(e) if reader_left(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hakiri: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is a write to a closed pipe (an io error, or a library's
+/// message wrapping one, as Arrow's CSV writer does).
+fn reader_left(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe (os error 32)")
+    })
 }
 
 /// The token the CLI user chose to act under (`--token`, `--token-file`,

@@ -282,3 +282,22 @@ fn lambda_outside_lambda_says_what_is_missing() {
         text(&out.stderr)
     );
 }
+
+/// `hakiri sql … | head`: when the reader leaves, hakiri stops quietly.
+#[test]
+fn a_closed_stdout_ends_output_quietly() {
+    use std::io::Read;
+    let home = Home::new();
+    let mut child = hakiri_testkit::command(BIN, home.path())
+        .args(["sql", "--format", "csv", "select * from range(2000000)"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stderr), "", "exit {:?}", out.status);
+    assert!(out.status.success(), "{:?}", out.status);
+}

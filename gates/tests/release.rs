@@ -1,0 +1,304 @@
+//! `cargo gates release` from the built binaries, and `install.sh` against
+//! those trees served over loopback HTTP, as a user would run it.
+//!
+//! Needs the musl binaries and a gates report (`.ci/test` runs
+//! `cargo gates check` first).
+
+use hakiri_gates::release::{release, sha256_file, workspace_version, Options};
+use hakiri_gates::sbom;
+use hakiri_gates::workspace::Workspace;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> Workspace {
+    Workspace::locate().expect("inside the workspace")
+}
+
+fn options(out: &Path) -> Options {
+    Options {
+        version: None,
+        tag: None,
+        out: out.to_path_buf(),
+        report: None,
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Serves the files under `root` (GET only) on loopback; returns the base URL.
+fn serve(root: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap_or(0);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/");
+                let file = root.join(path.trim_start_matches('/'));
+                let mut out = conn;
+                match (path.contains(".."), std::fs::read(&file)) {
+                    (false, Ok(body)) => {
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = out.write_all(&body);
+                    }
+                    _ => {
+                        let _ = write!(out, "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn release_trees_hold_checksummed_tarballs_and_their_own_sboms() {
+    let ws = workspace();
+    let version = workspace_version(&ws).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let trees = release(&ws, &options(out.path())).unwrap();
+    let names: Vec<String> = trees
+        .iter()
+        .map(|t| t.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["hakiri-coord", "hakiri-core", "hakiri-full"]);
+    for tree in &trees {
+        let profile = tree.file_name().unwrap().to_string_lossy().into_owned();
+        let sums = tree.join(format!("{profile}-{version}-SHA256SUMS"));
+        let listed = std::fs::read_to_string(&sums).unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(tree)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| !f.ends_with("-SHA256SUMS"))
+            .collect();
+        files.sort();
+        let mut checked = Vec::new();
+        for line in listed.lines() {
+            let (hash, file) = line.split_once("  ").unwrap();
+            assert_eq!(sha256_file(&tree.join(file)).unwrap(), hash, "{file}");
+            checked.push(file.to_string());
+        }
+        assert_eq!(checked, files, "SHA256SUMS covers every file of {profile}");
+        let tarball = tree.join(format!(
+            "{profile}-{version}-x86_64-unknown-linux-musl.tar.gz"
+        ));
+        let listing = Command::new("tar")
+            .arg("-tzvf")
+            .arg(&tarball)
+            .output()
+            .unwrap();
+        let listing = text(&listing.stdout);
+        for f in ["hakiri", "LICENSE", "README.md", "hakiri.toml"] {
+            assert!(
+                listing.contains(&format!(
+                    "{profile}-{version}-x86_64-unknown-linux-musl/{f}"
+                )),
+                "{listing}"
+            );
+        }
+        assert!(listing.contains("-rwxr-xr-x 0/0"), "{listing}");
+        let bom: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(tree.join(format!("{profile}-{version}.cdx.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(bom["metadata"]["component"]["name"], profile.as_str());
+        let crates = sbom::names(&bom);
+        let heavy = ["duckdb", "polars", "wasmtime", "tantivy", "rmcp"];
+        match profile.as_str() {
+            "hakiri-coord" => {
+                for h in heavy {
+                    assert!(!crates.contains(h), "coord's SBOM lists {h}");
+                }
+                assert!(crates.contains("openraft"), "{crates:?}");
+            }
+            "hakiri-core" => {
+                assert!(crates.contains("duckdb") && crates.contains("polars"));
+                assert!(!crates.contains("wasmtime") && !crates.contains("rmcp"));
+                assert!(tree
+                    .join(format!("hakiri-core-lambda-{version}-x86_64.zip"))
+                    .exists());
+            }
+            _ => {
+                for h in heavy {
+                    assert!(crates.contains(h), "full's SBOM lacks {h}");
+                }
+            }
+        }
+        // Build tools never reach the binary, so they are not in the SBOM.
+        assert!(
+            !crates.contains("cc") && !crates.contains("hakiri-build"),
+            "{crates:?}"
+        );
+    }
+    // Reproducible: a second release is byte for byte the same.
+    let again = tempfile::tempdir().unwrap();
+    release(&ws, &options(again.path())).unwrap();
+    for profile in ["hakiri-core", "hakiri-coord"] {
+        let sums = format!("{profile}/{profile}-{version}-SHA256SUMS");
+        assert_eq!(
+            std::fs::read(out.path().join(&sums)).unwrap(),
+            std::fs::read(again.path().join(&sums)).unwrap()
+        );
+    }
+    let notes = std::fs::read_to_string(out.path().join("RELEASE-NOTES.md")).unwrap();
+    assert!(notes.contains("| hakiri-core |"), "{notes}");
+}
+
+#[test]
+fn a_release_for_another_version_or_tag_is_refused() {
+    let ws = workspace();
+    let version = workspace_version(&ws).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(out.path());
+    opts.version = Some("9.9.9".into());
+    let err = release(&ws, &opts).unwrap_err().to_string();
+    assert_eq!(err, format!("release version 9.9.9 is not the workspace version {version}; set [workspace.package] version in Cargo.toml first"));
+    let mut opts = options(out.path());
+    opts.tag = Some("v9.9.9".into());
+    let err = release(&ws, &opts).unwrap_err().to_string();
+    assert!(
+        err.starts_with("tag `v9.9.9` does not match the workspace version"),
+        "{err}"
+    );
+}
+
+/// `install.sh` as a user runs it, against the trees laid out as a GitHub
+/// release (`download/v<version>/<asset>`, `latest/download/VERSION`).
+#[test]
+fn install_sh_installs_each_profile_and_refuses_what_it_must() {
+    let ws = workspace();
+    let version = workspace_version(&ws).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    release(&ws, &options(out.path())).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    let assets = site.path().join(format!("download/v{version}"));
+    std::fs::create_dir_all(&assets).unwrap();
+    std::fs::create_dir_all(site.path().join("latest/download")).unwrap();
+    for tree in ["hakiri-core", "hakiri-full", "hakiri-coord"] {
+        for f in std::fs::read_dir(out.path().join(tree)).unwrap().flatten() {
+            std::fs::copy(f.path(), assets.join(f.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(
+        out.path().join("VERSION"),
+        site.path().join("latest/download/VERSION"),
+    )
+    .unwrap();
+    let base = serve(site.path().to_path_buf());
+    let script = ws.root.join("install.sh");
+    let install = |args: &[&str], base: &str| {
+        Command::new("sh")
+            .arg(&script)
+            .args(args)
+            .env("HAKIRI_INSTALL_BASE_URL", base)
+            .output()
+            .unwrap()
+    };
+    let prefix = tempfile::tempdir().unwrap();
+    let prefix_arg = format!("--prefix={}", prefix.path().display());
+    let installed = prefix.path().join("hakiri");
+    let profile_of = |bin: &Path| {
+        let out = Command::new(bin)
+            .args(["capabilities", "--json"])
+            .env("HAKIRI_HOME", prefix.path().join("home"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["profile"].as_str().unwrap_or_default().to_string()
+    };
+    for (args, expected) in [
+        (vec!["--profile=core".to_string()], "hakiri-core"),
+        (
+            vec![
+                "--profile=coord".to_string(),
+                format!("--version={version}"),
+            ],
+            "hakiri-coord",
+        ),
+        (vec![], "hakiri-full"), // the default, at the latest version
+        (vec![], "hakiri-full"), // again: idempotent
+    ] {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.push(&prefix_arg);
+        let out = install(&all, &base);
+        assert!(out.status.success(), "{all:?}: {}", text(&out.stderr));
+        let said = text(&out.stderr);
+        assert!(
+            said.contains(&format!("installed {expected} {version}")),
+            "{said}"
+        );
+        assert_eq!(profile_of(&installed), expected);
+    }
+
+    // A tampered tarball is refused and nothing is installed.
+    let evil = tempfile::tempdir().unwrap();
+    let evil_assets = evil.path().join(format!("download/v{version}"));
+    std::fs::create_dir_all(&evil_assets).unwrap();
+    for f in std::fs::read_dir(&assets).unwrap().flatten() {
+        std::fs::copy(f.path(), evil_assets.join(f.file_name())).unwrap();
+    }
+    let tarball = evil_assets.join(format!(
+        "hakiri-core-{version}-x86_64-unknown-linux-musl.tar.gz"
+    ));
+    let mut bytes = std::fs::read(&tarball).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&tarball, bytes).unwrap();
+    let evil_base = serve(evil.path().to_path_buf());
+    let clean = tempfile::tempdir().unwrap();
+    let out = install(
+        &[
+            "--profile=core",
+            &format!("--version={version}"),
+            &format!("--prefix={}", clean.path().display()),
+        ],
+        &evil_base,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("checksum mismatch for hakiri-core-"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(clean.path()).unwrap().next().is_none(),
+        "nothing installed"
+    );
+
+    let out = install(&["--profile=huge", &prefix_arg], &base);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown profile `huge`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = install(&["--version=0.0.1", &prefix_arg], &base);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is 0.0.1 a released version?"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = install(&["--uninstall", &prefix_arg], &base);
+    assert!(out.status.success());
+    assert!(!installed.exists());
+}
