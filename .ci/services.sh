@@ -65,5 +65,9 @@ if ! command -v zip >/dev/null 2>&1 || ! command -v unzip >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq zip unzip >/dev/null
 fi
 
+# ruby -c checks the generated Homebrew formulae.
+command -v ruby >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq ruby >/dev/null; }
+export HAKIRI_TEST_RUBY=ruby
+
 # Every service test runs here: a missing variable fails it instead of skipping it.
 export HAKIRI_TEST_REQUIRE_SERVICES=1

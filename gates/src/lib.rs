@@ -4,6 +4,7 @@ pub mod artifact;
 pub mod check;
 pub mod diff;
 pub mod graph;
+pub mod homebrew;
 pub mod probe;
 pub mod release;
 pub mod sbom;

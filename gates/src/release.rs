@@ -7,6 +7,7 @@
 //! dist/hakiri-core/hakiri-core-0.1.0.cdx.json                           CycloneDX SBOM of exactly this profile
 //! dist/hakiri-core/hakiri-core-0.1.0-SHA256SUMS                         every file above
 //! dist/VERSION, dist/install.sh, dist/gates-report.json, dist/RELEASE-NOTES.md
+//! dist/homebrew/{hakiri,hakiri-core,hakiri-coord}.rb                     formulae for the tap
 //! ```
 //!
 //! Asset names carry the profile and version, so the three trees can also
@@ -14,7 +15,7 @@
 //! downloads from).
 
 use crate::workspace::{Workspace, TARGET};
-use crate::{artifact, sbom};
+use crate::{artifact, homebrew, sbom};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -54,7 +55,9 @@ pub fn release(ws: &Workspace, opts: &Options) -> Result<Vec<PathBuf>> {
     })?;
     std::fs::create_dir_all(&opts.out)?;
     let mut trees = Vec::new();
-    for profile in ws.profiles()? {
+    let profiles = ws.profiles()?;
+    let all: Vec<String> = profiles.iter().map(|p| p.package.clone()).collect();
+    for profile in profiles {
         let name = &profile.package;
         let binary = ws.binary(name);
         if !binary.exists() {
@@ -80,7 +83,10 @@ pub fn release(ws: &Workspace, opts: &Options) -> Result<Vec<PathBuf>> {
             ),
             (format!("{stage}/hakiri.toml"), example, 0o644),
         ];
-        tarball(&tree.join(format!("{stage}.tar.gz")), &files)?;
+        let archive = format!("{stage}.tar.gz");
+        tarball(&tree.join(&archive), &files)?;
+        let sha = sha256_file(&tree.join(&archive))?;
+        homebrew::write(&opts.out, name, &version, &archive, &sha, &all)?;
         if name == "hakiri-core" {
             artifact::lambda_zip(
                 &binary,

@@ -16,6 +16,17 @@ fn workspace() -> Workspace {
     Workspace::locate().expect("inside the workspace")
 }
 
+/// One release of the built binaries, shared by the tests of this file.
+fn released() -> &'static Path {
+    static DIST: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIST.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap();
+        release(&workspace(), &options(out.path())).unwrap();
+        out
+    })
+    .path()
+}
+
 fn options(out: &Path) -> Options {
     Options {
         version: None,
@@ -72,8 +83,11 @@ fn serve(root: PathBuf) -> String {
 fn release_trees_hold_checksummed_tarballs_and_their_own_sboms() {
     let ws = workspace();
     let version = workspace_version(&ws).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let trees = release(&ws, &options(out.path())).unwrap();
+    let out = released();
+    let trees: Vec<PathBuf> = ["hakiri-coord", "hakiri-core", "hakiri-full"]
+        .iter()
+        .map(|t| out.join(t))
+        .collect();
     let names: Vec<String> = trees
         .iter()
         .map(|t| t.file_name().unwrap().to_string_lossy().into_owned())
@@ -154,11 +168,11 @@ fn release_trees_hold_checksummed_tarballs_and_their_own_sboms() {
     for profile in ["hakiri-core", "hakiri-coord"] {
         let sums = format!("{profile}/{profile}-{version}-SHA256SUMS");
         assert_eq!(
-            std::fs::read(out.path().join(&sums)).unwrap(),
+            std::fs::read(out.join(&sums)).unwrap(),
             std::fs::read(again.path().join(&sums)).unwrap()
         );
     }
-    let notes = std::fs::read_to_string(out.path().join("RELEASE-NOTES.md")).unwrap();
+    let notes = std::fs::read_to_string(out.join("RELEASE-NOTES.md")).unwrap();
     assert!(notes.contains("| hakiri-core |"), "{notes}");
 }
 
@@ -186,19 +200,18 @@ fn a_release_for_another_version_or_tag_is_refused() {
 fn install_sh_installs_each_profile_and_refuses_what_it_must() {
     let ws = workspace();
     let version = workspace_version(&ws).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    release(&ws, &options(out.path())).unwrap();
+    let out = released();
     let site = tempfile::tempdir().unwrap();
     let assets = site.path().join(format!("download/v{version}"));
     std::fs::create_dir_all(&assets).unwrap();
     std::fs::create_dir_all(site.path().join("latest/download")).unwrap();
     for tree in ["hakiri-core", "hakiri-full", "hakiri-coord"] {
-        for f in std::fs::read_dir(out.path().join(tree)).unwrap().flatten() {
+        for f in std::fs::read_dir(out.join(tree)).unwrap().flatten() {
             std::fs::copy(f.path(), assets.join(f.file_name())).unwrap();
         }
     }
     std::fs::copy(
-        out.path().join("VERSION"),
+        out.join("VERSION"),
         site.path().join("latest/download/VERSION"),
     )
     .unwrap();
@@ -301,4 +314,99 @@ fn install_sh_installs_each_profile_and_refuses_what_it_must() {
     let out = install(&["--uninstall", &prefix_arg], &base);
     assert!(out.status.success());
     assert!(!installed.exists());
+}
+
+/// The formulae parse, point at the trees' tarballs with their checksums,
+/// and install the way brew does (unpack, `bin.install "hakiri"`), after
+/// which the formula's own test command passes.
+#[test]
+fn homebrew_formulae_parse_and_install_as_brew_would() {
+    let ruby = hakiri_testkit::skip_unless_configured!("HAKIRI_TEST_RUBY");
+    let ws = workspace();
+    let version = workspace_version(&ws).unwrap();
+    let out = released();
+    for (formula, profile) in [
+        ("hakiri", "hakiri-full"),
+        ("hakiri-core", "hakiri-core"),
+        ("hakiri-coord", "hakiri-coord"),
+    ] {
+        let path = out.join(format!("homebrew/{formula}.rb"));
+        let rb = std::fs::read_to_string(&path).unwrap();
+        let syntax = Command::new(&ruby).arg("-c").arg(&path).output().unwrap();
+        assert!(
+            syntax.status.success(),
+            "{formula}: {}",
+            text(&syntax.stderr)
+        );
+        let quoted = |key: &str| {
+            let line = rb
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{key} \"")))
+                .unwrap();
+            line.split('"').nth(1).unwrap().to_string()
+        };
+        let (url, sha) = (quoted("url"), quoted("sha256"));
+        let asset = url.rsplit('/').next().unwrap();
+        assert!(url.ends_with(&format!("/v{version}/{asset}")), "{url}");
+        let tarball = out.join(profile).join(asset);
+        assert_eq!(sha256_file(&tarball).unwrap(), sha, "{formula}'s sha256");
+        for other in ["hakiri", "hakiri-core", "hakiri-coord"]
+            .iter()
+            .filter(|o| **o != formula)
+        {
+            assert!(
+                rb.contains(&format!("conflicts_with \"{other}\"")),
+                "{formula} vs {other}"
+            );
+        }
+        // brew: unpack into a staging directory, enter its single top-level
+        // directory, run `install`, then the formula's `test do`.
+        let stage = tempfile::tempdir().unwrap();
+        let unpacked = Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(stage.path())
+            .output()
+            .unwrap();
+        assert!(unpacked.status.success());
+        let top: Vec<_> = std::fs::read_dir(stage.path()).unwrap().flatten().collect();
+        assert_eq!(top.len(), 1, "one top-level directory");
+        let cellar = tempfile::tempdir().unwrap();
+        let bin = cellar.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(top[0].path().join("hakiri"), bin.join("hakiri")).unwrap();
+        assert!(
+            top[0].path().join("hakiri.toml").exists(),
+            "pkgshare.install finds hakiri.toml"
+        );
+        let test_line = rb.lines().find(|l| l.contains("shell_output(")).unwrap();
+        let command = test_line
+            .split("shell_output(\"")
+            .nth(1)
+            .unwrap()
+            .split("\")")
+            .next()
+            .unwrap();
+        let command = command.replace("#{bin}", &bin.display().to_string());
+        let expected = test_line
+            .split("assert_match \"")
+            .nth(1)
+            .unwrap()
+            .split("\", shell_output")
+            .next()
+            .unwrap()
+            .replace("\\\"", "\"");
+        let ran = Command::new("sh")
+            .args(["-c", &command])
+            .env("HAKIRI_HOME", cellar.path().join("home"))
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "{command}: {}", text(&ran.stderr));
+        assert!(
+            text(&ran.stdout).contains(&expected),
+            "{formula}: `{expected}` not in {}",
+            text(&ran.stdout)
+        );
+    }
 }
