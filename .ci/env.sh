@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by every .ci script: installs what the build needs (idempotently)
 # and fixes the flags that tests, clippy and the gates share, so DuckDB,
 # Polars and Wasmtime compile once per machine.
@@ -20,10 +21,33 @@ fi
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
+# Python tools go where python3 accepts them, else into a project venv:
+# Debian's own python3 refuses system-wide pip installs (PEP 668). A venv
+# made on an earlier run stays in use.
+HAKIRI_VENV="${HAKIRI_VENV:-$HOME/.cache/hakiri/venv}"
+if [ -x "$HAKIRI_VENV/bin/python3" ]; then export PATH="$HAKIRI_VENV/bin:$PATH"; fi
+venv_on() {
+  if [ ! -x "$HAKIRI_VENV/bin/python3" ] && ! python3 -m venv "$HAKIRI_VENV" 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && need apt-get; then
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      rm -rf "$HAKIRI_VENV" && python3 -m venv "$HAKIRI_VENV"
+    else
+      echo "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)" >&2
+      return 1
+    fi
+  fi
+  export PATH="$HAKIRI_VENV/bin:$PATH"
+}
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null && return 0
+  venv_on && python3 -m pip install --quiet --disable-pip-version-check "$@"
+}
+
 # zig is the musl C/C++ toolchain DuckDB needs; cargo-zigbuild drives it.
 if ! need cargo-zigbuild || ! python3 -c 'import ziglang' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check ziglang cargo-zigbuild
+  pip_install ziglang==0.17.1 cargo-zigbuild==0.24.1
 fi
 
 # The one build every command shares: release, musl, all profiles together.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 MUSL=(--release --target "$HAKIRI_TARGET" --workspace --exclude hakiri-gates)

@@ -1,8 +1,11 @@
+# shellcheck shell=bash
 # Sourced by .ci/test: starts the real servers the backend tests talk to, on
 # loopback, and exports where they are. Idempotent: reuses running servers.
 #   PostgreSQL (Debian's package)            -> HAKIRI_TEST_POSTGRES_URL
 #   moto server: S3 + DynamoDB (PyPI's moto)  -> HAKIRI_TEST_AWS_ENDPOINT
 set -euo pipefail
+# shellcheck source=.ci/env.sh
+type pip_install >/dev/null 2>&1 || source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 pg_port=55432
 pg_dir="${HAKIRI_PG_DIR:-/tmp/hakiri-pg}"
@@ -29,7 +32,7 @@ export HAKIRI_TEST_POSTGRES_URL="postgres://hakiri@127.0.0.1:$pg_port/postgres"
 
 moto_port=55433
 if ! curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1; then
-  command -v moto_server >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+  command -v moto_server >/dev/null 2>&1 || pip_install 'moto[server]'
   nohup moto_server -H 127.0.0.1 -p "$moto_port" >/tmp/hakiri-moto.log 2>&1 &
   for _ in $(seq 50); do
     curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
@@ -53,13 +56,13 @@ export HAKIRI_TEST_AWS_AUTH_ENDPOINT="http://127.0.0.1:$moto_auth_port"
 
 # The official Python MCP SDK, a real client for the daemon's MCP endpoints.
 python3 -c 'import mcp.client.streamable_http' 2>/dev/null \
-  || python3 -m pip install --quiet --disable-pip-version-check mcp
+  || pip_install mcp
 export HAKIRI_TEST_PYTHON_MCP=python3
 
 # cfn-lint checks the Lambda SAM template; zip/unzip package and unpack it
 # as README's "Deploy to Lambda" does.
 command -v cfn-lint >/dev/null 2>&1 \
-  || python3 -m pip install --quiet --disable-pip-version-check cfn-lint
+  || pip_install cfn-lint
 export HAKIRI_TEST_CFN_LINT=cfn-lint
 if ! command -v zip >/dev/null 2>&1 || ! command -v unzip >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq zip unzip >/dev/null
