@@ -68,6 +68,11 @@ if ! command -v zip >/dev/null 2>&1 || ! command -v unzip >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq zip unzip >/dev/null
 fi
 
+# podman builds the FROM-scratch images (running them fails in this
+# sandbox; the test runs their entrypoints from the unpacked root instead).
+command -v podman >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq podman >/dev/null; }
+export HAKIRI_TEST_PODMAN=podman
+
 # ruby -c checks the generated Homebrew formulae.
 command -v ruby >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq ruby >/dev/null; }
 export HAKIRI_TEST_RUBY=ruby

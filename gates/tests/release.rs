@@ -27,12 +27,40 @@ fn released() -> &'static Path {
     .path()
 }
 
+/// A gates report to ship: the tests must not depend on a `cargo gates
+/// check` having run before them.
+fn report() -> PathBuf {
+    static REPORT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = REPORT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = hakiri_gates::check::Report {
+            schema_version: 1,
+            ..Default::default()
+        };
+        r.profiles.insert(
+            "hakiri-core".into(),
+            hakiri_gates::check::ProfileResult {
+                capabilities: vec!["engine".into()],
+                stripped_bytes: 1 << 20,
+                ..Default::default()
+            },
+        );
+        std::fs::write(
+            dir.path().join("gates-report.json"),
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .unwrap();
+        dir
+    });
+    dir.path().join("gates-report.json")
+}
+
 fn options(out: &Path) -> Options {
     Options {
         version: None,
         tag: None,
         out: out.to_path_buf(),
-        report: None,
+        report: Some(report()),
     }
 }
 
