@@ -1,12 +1,11 @@
-//! A CycloneDX 1.5 SBOM of one profile: exactly the crates its binary links,
-//! the normal dependencies reachable from the profile package as Cargo
-//! resolved them for the release target (build and dev dependencies do not
-//! end up in the binary, so they are not listed).
+//! A CycloneDX 1.5 SBOM of one profile: exactly the crates its binary links
+//! ([`hakiri_build::link_graph`], the same list `hakiri version --deps`
+//! prints), as Cargo resolved them for the release target.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub fn cyclonedx(metadata: &Value, package: &str) -> Result<Value> {
     let packages: BTreeMap<&str, &Value> = metadata["packages"]
@@ -15,44 +14,8 @@ pub fn cyclonedx(metadata: &Value, package: &str) -> Result<Value> {
         .flatten()
         .filter_map(|p| Some((p["id"].as_str()?, p)))
         .collect();
-    let root = packages
-        .iter()
-        .find(|(_, p)| p["name"] == package)
-        .map(|(id, _)| *id)
-        .with_context(|| format!("cargo metadata has no package {package}"))?;
-    let mut normal: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for node in metadata["resolve"]["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let Some(id) = node["id"].as_str() else {
-            continue;
-        };
-        let deps = node["deps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|d| {
-                d["dep_kinds"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|k| k["kind"].is_null())
-            })
-            .filter_map(|d| d["pkg"].as_str())
-            .collect();
-        normal.insert(id, deps);
-    }
-    let mut seen = BTreeSet::from([root]);
-    let mut queue = VecDeque::from([root]);
-    while let Some(id) = queue.pop_front() {
-        for dep in normal.get(id).into_iter().flatten() {
-            if seen.insert(dep) {
-                queue.push_back(dep);
-            }
-        }
-    }
+    let graph = hakiri_build::link_graph(metadata, package).map_err(anyhow::Error::msg)?;
+    let (root, seen, normal) = (graph.root.as_str(), &graph.reached, &graph.normal);
     let purl = |id: &str| {
         let p = packages[id];
         format!(
@@ -77,7 +40,7 @@ pub fn cyclonedx(metadata: &Value, package: &str) -> Result<Value> {
     };
     let mut components: Vec<Value> = seen
         .iter()
-        .filter(|id| **id != root)
+        .filter(|id| id.as_str() != root)
         .map(|id| component(id, "library"))
         .collect();
     components.sort_by(|a, b| a["bom-ref"].as_str().cmp(&b["bom-ref"].as_str()));
@@ -85,7 +48,7 @@ pub fn cyclonedx(metadata: &Value, package: &str) -> Result<Value> {
         .iter()
         .map(|id| {
             let mut on: Vec<String> = normal
-                .get(id)
+                .get(id.as_str())
                 .into_iter()
                 .flatten()
                 .map(|d| purl(d))

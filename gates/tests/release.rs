@@ -438,3 +438,48 @@ fn homebrew_formulae_parse_and_install_as_brew_would() {
         );
     }
 }
+
+/// `hakiri version --deps` (what scanners read from the binary) lists the
+/// same crates as the profile's SBOM.
+#[test]
+fn each_binary_embeds_the_crates_its_sbom_lists() {
+    let ws = workspace();
+    for profile in ["hakiri-core", "hakiri-full", "hakiri-coord"] {
+        let out = Command::new(ws.binary(profile))
+            .args(["version", "--deps", "--json"])
+            .env("HAKIRI_HOME", std::env::temp_dir().join("hakiri-deps-home"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{profile}: {}", text(&out.stderr));
+        let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let embedded: std::collections::BTreeSet<String> = listed
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}@{}",
+                    d["name"].as_str().unwrap(),
+                    d["version"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let bom = sbom::cyclonedx(&ws.metadata, profile).unwrap();
+        let in_bom: std::collections::BTreeSet<String> = bom["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}@{}",
+                    c["name"].as_str().unwrap(),
+                    c["version"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(embedded, in_bom, "{profile}");
+        assert_eq!(
+            embedded.iter().any(|d| d.starts_with("duckdb@")),
+            profile != "hakiri-coord",
+            "{profile}"
+        );
+    }
+}

@@ -22,6 +22,9 @@ pub struct Profile {
     /// Capabilities the profile's manifest lists.
     pub declared: &'static [&'static str],
     pub elsewhere: &'static [Elsewhere],
+    /// `(name, version)` of every crate the binary links, from the build's
+    /// `cargo metadata` (empty when it could not be recorded).
+    pub deps: &'static [(&'static str, &'static str)],
 }
 
 impl Profile {
@@ -36,6 +39,7 @@ impl Profile {
             git_revision: "",
             declared: &[],
             elsewhere: &[],
+            deps: &[],
         }
     }
 

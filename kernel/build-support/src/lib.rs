@@ -486,15 +486,145 @@ fn try_profile() -> Result<(), String> {
         .ok()
         .or_else(|| git_revision(&root))
         .unwrap_or_else(|| "unknown".into());
+    let deps: String = embedded_deps(&root, &me.package)
+        .iter()
+        .map(|(n, v)| format!("        ({n:?}, {v:?}),\n"))
+        .collect();
     let _ = write!(
         src,
-        "pub static PROFILE: ::hakiri_kernel::Profile = ::hakiri_kernel::Profile {{\n    name: {:?},\n    version: {:?},\n    target: {:?},\n    git_revision: {git:?},\n    declared: &{:?},\n    elsewhere: &[\n{elsewhere}    ],\n}};\n",
+        "pub static PROFILE: ::hakiri_kernel::Profile = ::hakiri_kernel::Profile {{\n    name: {:?},\n    version: {:?},\n    target: {:?},\n    git_revision: {git:?},\n    declared: &{:?},\n    elsewhere: &[\n{elsewhere}    ],\n    deps: &[\n{deps}    ],\n}};\n",
         me.package,
         env("CARGO_PKG_VERSION")?,
         env("TARGET")?,
         me.capabilities,
     );
     write_out("profile.rs", &src)
+}
+
+/// The crates a package's binary links: its normal dependencies, followed
+/// transitively through `cargo metadata`'s resolve (build and dev
+/// dependencies never reach the binary). Package ids, and each reached
+/// package's normal dependencies.
+pub struct LinkGraph {
+    pub root: String,
+    pub reached: std::collections::BTreeSet<String>,
+    pub normal: BTreeMap<String, Vec<String>>,
+}
+
+pub fn link_graph(metadata: &serde_json::Value, package: &str) -> Result<LinkGraph, String> {
+    let root = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == package)
+        .and_then(|p| p["id"].as_str())
+        .ok_or_else(|| format!("cargo metadata has no package {package}"))?
+        .to_string();
+    let mut normal: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in metadata["resolve"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(id) = node["id"].as_str() else {
+            continue;
+        };
+        let deps = node["deps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|k| k["kind"].is_null())
+            })
+            .filter_map(|d| d["pkg"].as_str().map(str::to_string))
+            .collect();
+        normal.insert(id.to_string(), deps);
+    }
+    let mut reached = std::collections::BTreeSet::from([root.clone()]);
+    let mut queue = std::collections::VecDeque::from([root.clone()]);
+    while let Some(id) = queue.pop_front() {
+        for dep in normal.get(&id).into_iter().flatten() {
+            if reached.insert(dep.clone()) {
+                queue.push_back(dep.clone());
+            }
+        }
+    }
+    Ok(LinkGraph {
+        root,
+        reached,
+        normal,
+    })
+}
+
+/// `(name, version)` of every crate `package` links, sorted, itself excluded.
+pub fn linked_crates(
+    metadata: &serde_json::Value,
+    package: &str,
+) -> Result<Vec<(String, String)>, String> {
+    let graph = link_graph(metadata, package)?;
+    let mut out: Vec<(String, String)> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["id"]
+                .as_str()
+                .is_some_and(|id| id != graph.root && graph.reached.contains(id))
+        })
+        .filter_map(|p| {
+            Some((
+                p["name"].as_str()?.to_string(),
+                p["version"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The profile's linked crates, from `cargo metadata` for the build's
+/// target (what `hakiri version --deps` prints and scanners read). Empty,
+/// with a warning, if cargo metadata cannot run.
+fn embedded_deps(root: &Path, package: &str) -> Vec<(String, String)> {
+    println!(
+        "cargo::rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            &target,
+        ])
+        .current_dir(root)
+        .output();
+    let listed = out
+        .map_err(|e| e.to_string())
+        .and_then(|o| {
+            if o.status.success() {
+                serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())
+            } else {
+                Err(String::from_utf8_lossy(&o.stderr).into_owned())
+            }
+        })
+        .and_then(|m: serde_json::Value| linked_crates(&m, package));
+    match listed {
+        Ok(deps) => deps,
+        Err(e) => {
+            let first = e.lines().next().unwrap_or_default().to_string();
+            println!("cargo::warning=dependency list not embedded: cargo metadata failed: {first}");
+            Vec::new()
+        }
+    }
 }
 
 fn git_revision(root: &Path) -> Option<String> {

@@ -38,6 +38,24 @@ pub(super) async fn dispatch(matches: ArgMatches, ctx: Context) -> anyhow::Resul
 
 fn version(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
     let p = ctx.profile;
+    if m.get_flag("deps") {
+        if p.deps.is_empty() {
+            anyhow::bail!("{} was built without a dependency list (cargo metadata was unavailable at build time)", p.name);
+        }
+        if m.get_flag("json") {
+            let list: Vec<_> = p
+                .deps
+                .iter()
+                .map(|(n, v)| serde_json::json!({"name": n, "version": v}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        } else {
+            for (n, v) in p.deps {
+                println!("{n} {v}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if m.get_flag("json") {
         let v =
             serde_json::json!({"profile": p.name, "version": p.version, "build": BuildInfo::of(p)});

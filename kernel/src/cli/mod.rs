@@ -155,7 +155,11 @@ fn kernel_commands() -> Vec<Command> {
             )),
         Command::new("version")
             .about("Print version and build information")
-            .arg(flag("json", "Print JSON")),
+            .arg(flag("json", "Print JSON"))
+            .arg(flag(
+                "deps",
+                "List every crate this binary links, with its version",
+            )),
         Command::new("tools")
             .about("List the tools this binary can call")
             .arg(flag("json", "Print JSON with input schemas")),
