@@ -5,6 +5,7 @@ pub mod check;
 pub mod diff;
 pub mod graph;
 pub mod homebrew;
+pub mod judge;
 pub mod probe;
 pub mod release;
 pub mod sbom;

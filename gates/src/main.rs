@@ -43,6 +43,12 @@ enum Command {
         /// Use the binaries already built.
         #[arg(long)]
         skip_build: bool,
+        /// Append every RSS sample to this file (JSON lines), for a later `--judge`.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Judge a finished soak from its state file instead of running one.
+        #[arg(long, conflicts_with_all = ["state", "skip_build"])]
+        judge: Option<PathBuf>,
     },
     /// Per-profile deltas between two gate reports.
     Diff { old: PathBuf, new: PathBuf },
@@ -93,9 +99,29 @@ fn run() -> Result<ExitCode> {
             profile,
             duration,
             skip_build,
+            state,
+            judge,
         } => {
+            if let Some(path) = judge {
+                let verdict = hakiri_gates::judge::judge(
+                    &hakiri_gates::judge::load(&path)?,
+                    soak::MAX_DRIFT,
+                )?;
+                soak::report(&path.display().to_string(), &verdict);
+                return Ok(if verdict.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
             let ws = workspace::Workspace::locate()?;
-            let ok = soak::run(&ws, &profile, soak::parse_duration(&duration)?, skip_build)?;
+            let ok = soak::run(
+                &ws,
+                &profile,
+                soak::parse_duration(&duration)?,
+                skip_build,
+                state.as_deref(),
+            )?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

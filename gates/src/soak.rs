@@ -1,6 +1,9 @@
-//! `cargo gates soak`: drives calls against a running daemon, samples RSS, and
-//! fails if the last sample drifts more than ±5% from the first after warm-up.
+//! `cargo gates soak`: drives a mix of calls against a running daemon (MCP
+//! tool listing, SQL, vector search, scheduler status, and a refresh job
+//! re-ingesting a dataset every 5 s), samples RSS into a state file, and
+//! judges it ([`crate::judge`]): the last seventh within ±5% of the first.
 
+use crate::judge::{judge, Sample, Verdict};
 use crate::workspace::Workspace;
 use crate::{mb, probe};
 use anyhow::{bail, Context, Result};
@@ -141,8 +144,12 @@ impl Driver {
             Driver::Mcp { next_id, .. } => {
                 *next_id += 1;
                 let id = *next_id;
-                let (method, params) = match id % 3 {
+                let (method, params) = match id % 4 {
                     0 => ("tools/list", "{}".to_string()),
+                    3 => (
+                        "tools/call",
+                        r#"{"name":"engine.query","arguments":{"sql":"select region, sum(amount) from soak group by 1"}}"#.to_string(),
+                    ),
                     1 => (
                         "tools/call",
                         r#"{"name":"vector.nearest","arguments":{"vectors":[[0,0],[1,1],[2,2],[3,3]],"query":[1.1,1.0],"k":1}}"#.to_string(),
@@ -168,7 +175,13 @@ impl Driver {
     }
 }
 
-pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) -> Result<bool> {
+pub fn run(
+    ws: &Workspace,
+    profile: &str,
+    duration: Duration,
+    skip_build: bool,
+    state: Option<&std::path::Path>,
+) -> Result<bool> {
     let package = if profile.starts_with("hakiri-") {
         profile.to_string()
     } else {
@@ -192,14 +205,30 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
         )?;
     }
     // The daemon is driven as a remote agent would: with a token.
-    let token = hakiri_testkit::mint_token(&bin, &home, &["--tool", "*", "--ttl", "30d"]);
+    let token = hakiri_testkit::mint_token(
+        &bin,
+        &home,
+        &["--tool", "*", "--dataset", "*", "--ttl", "30d"],
+    );
+    let mut state = match state {
+        Some(p) => {
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            Some(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     let running = probe::start_serve(&bin, &home)?;
     let mut driver = Driver::new(&package, &running.ready_line, token)?;
     let warmup = (duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(3600));
     let interval = (duration / 100).clamp(Duration::from_secs(1), Duration::from_secs(300));
     let start = Instant::now();
     let (mut calls, mut errors) = (0u64, 0u64);
-    let mut samples: Vec<(Duration, u64)> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     let mut next_sample = start + warmup;
     println!(
         "soak {package}: {:?} with {:?} warm-up, sampling every {:?}",
@@ -217,7 +246,18 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
         }
         if Instant::now() >= next_sample {
             let rss = probe::rss(running.pid()).context("the daemon died during the soak")?;
-            samples.push((start.elapsed(), rss));
+            let sample = Sample {
+                at_s: start.elapsed().as_secs_f64(),
+                rss,
+                calls,
+                errors,
+            };
+            if let Some(f) = state.as_mut() {
+                use std::io::Write;
+                writeln!(f, "{}", serde_json::to_string(&sample)?)?;
+                f.flush()?;
+            }
+            samples.push(sample);
             next_sample += interval;
             if samples.len() % 10 == 1 {
                 println!(
@@ -229,26 +269,24 @@ pub fn run(ws: &Workspace, profile: &str, duration: Duration, skip_build: bool) 
         }
     }
     let _ = std::fs::remove_dir_all(&home);
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        bail!("the soak was too short to sample RSS after warm-up; give a longer --duration");
-    };
-    let drift = (last.1 as f64 - first.1 as f64) / first.1 as f64;
+    let verdict = judge(&samples, MAX_DRIFT)?;
+    report(&package, &verdict);
+    Ok(verdict.ok())
+}
+
+/// Prints a verdict, one line per failure.
+pub fn report(what: &str, v: &Verdict) {
     println!(
-        "{package}: RSS {} after warm-up, {} at the end ({:+.1}%); {calls} calls, {errors} errors",
-        mb(first.1),
-        mb(last.1),
-        drift * 100.0
+        "{what}: RSS {} in the first seventh, {} in the last ({:+.1}%); {} calls, {} errors",
+        mb(v.baseline),
+        mb(v.last),
+        v.drift * 100.0,
+        v.calls,
+        v.errors
     );
-    let mut ok = true;
-    if drift.abs() > MAX_DRIFT {
-        println!("{package} soak RSS drift {:+.1}% > ±5%", drift * 100.0);
-        ok = false;
+    for f in &v.failures {
+        println!("{what} soak failed: {f}");
     }
-    if errors > 0 {
-        println!("{package} soak had {errors} failed calls");
-        ok = false;
-    }
-    Ok(ok)
 }
 
 #[cfg(test)]
