@@ -84,7 +84,9 @@ else
 fi
 
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT INT TERM
+partial="$prefix/.hakiri.partial.$$"
+trap 'rm -rf "$work"; rm -f "$partial"' EXIT
+trap 'exit 130' INT TERM
 
 if [ "$version" = latest ]; then
   fetch "$base/latest/download/VERSION" "$work/VERSION" \
@@ -110,9 +112,9 @@ tar -xzf "$work/$tarball" -C "$work"
 [ -x "$work/$name/hakiri" ] || die "$tarball holds no executable hakiri"
 mkdir -p "$prefix"
 # Copy next to the destination, then rename: never a half-written hakiri.
-cp "$work/$name/hakiri" "$prefix/.hakiri.partial.$$"
-chmod 0755 "$prefix/.hakiri.partial.$$"
-mv -f "$prefix/.hakiri.partial.$$" "$prefix/hakiri"
+cp "$work/$name/hakiri" "$partial"
+chmod 0755 "$partial"
+mv -f "$partial" "$prefix/hakiri"
 
 say "installed hakiri-$profile $version as $prefix/hakiri"
 case ":$PATH:" in

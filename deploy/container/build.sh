@@ -25,7 +25,8 @@ if command -v podman >/dev/null 2>&1; then tool=podman; elif command -v docker >
   echo "build.sh: needs podman or docker" >&2; exit 1
 fi
 context="$(mktemp -d)"
-trap 'rm -rf "$context"' EXIT INT TERM
+trap 'rm -rf "$context"' EXIT
+trap 'exit 130' INT TERM
 cp "$binary" "$context/hakiri"
 cp "$certs" "$context/ca-certificates.crt"
 mkdir "$context/data"
