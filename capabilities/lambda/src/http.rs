@@ -20,14 +20,11 @@ pub fn is_http(event: &Value) -> bool {
     event["version"] == "2.0" && event["requestContext"]["http"].is_object()
 }
 
-/// The caller of an HTTP event: its bearer token, if any.
-pub fn caller(request_id: &str, event: &Value) -> Caller {
-    let token = parse(event)
-        .ok()
-        .and_then(|r| bearer(&r).map(str::to_string));
+/// The caller of an HTTP request: its bearer token, if any.
+fn caller(request_id: &str, request: &ApiGatewayV2httpRequest) -> Caller {
     Caller::Lambda {
         request_id: request_id.to_string(),
-        credential: token.map(Credential::new),
+        credential: bearer(request).map(Credential::new),
     }
 }
 
@@ -43,12 +40,14 @@ fn bearer(request: &ApiGatewayV2httpRequest) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// One HTTP event, answered as an HTTP response.
-pub async fn handle(ctx: &Context, event: &Value) -> Value {
+/// One HTTP event, answered as an HTTP response; the bearer token, if
+/// any, is the caller's credential.
+pub async fn handle(ctx: &Context, request_id: &str, event: &Value) -> Value {
     let request = match parse(event) {
         Ok(r) => r,
         Err(e) => return error(400, &format!("not an HTTP event (payload 2.0): {e}")),
     };
+    let ctx = &ctx.with_caller(caller(request_id, &request));
     let method = request.request_context.http.method.as_str();
     let path = request.raw_path.as_deref().unwrap_or("/");
     // API Gateway stages prefix the path (`/prod/tools/x`).
@@ -184,14 +183,13 @@ mod tests {
 
     #[test]
     fn the_bearer_token_is_the_callers_credential() {
-        let e = event("GET", "/", "", Some("tok"));
+        let e = parse(&event("GET", "/", "", Some("tok"))).unwrap();
         assert_eq!(
             caller("r", &e).credential().map(|c| c.expose()),
             Some("tok")
         );
-        assert!(caller("r", &event("GET", "/", "", None))
-            .credential()
-            .is_none());
+        let none = parse(&event("GET", "/", "", None)).unwrap();
+        assert!(caller("r", &none).credential().is_none());
     }
 
     #[test]

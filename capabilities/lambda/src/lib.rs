@@ -50,18 +50,13 @@ async fn run(ctx: Context) -> anyhow::Result<ExitCode> {
         bail!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE must be a whole number of MB");
     }
     let handler = service_fn(move |event: LambdaEvent<Value>| {
-        let id = &event.context.request_id;
-        let web = http::is_http(&event.payload);
-        let ctx = ctx.with_caller(if web {
-            http::caller(id, &event.payload)
-        } else {
-            caller(id, &event.payload)
-        });
+        let ctx = ctx.clone();
         async move {
-            if web {
-                return Ok(http::handle(&ctx, &event.payload).await);
+            let id = &event.context.request_id;
+            if http::is_http(&event.payload) {
+                return Ok(http::handle(&ctx, id, &event.payload).await);
             }
-            handle(&ctx, event.payload).await
+            handle(&ctx.with_caller(caller(id, &event.payload)), event.payload).await
         }
     });
     lambda_runtime::run(handler)
@@ -197,22 +192,22 @@ mod tests {
         let ctx = ctx();
         let status = |v: &Value| v["statusCode"].as_u64().unwrap();
         let body = |v: &Value| serde_json::from_str::<Value>(v["body"].as_str().unwrap()).unwrap();
-        let open = http::handle(&ctx, &http_event("GET", "/tools", false)).await;
+        let open = http::handle(&ctx, "r1", &http_event("GET", "/tools", false)).await;
         assert_eq!(status(&open), 401, "{open}");
         assert_eq!(open["headers"]["www-authenticate"], "Bearer");
-        let listed = http::handle(&ctx, &http_event("GET", "/prod/tools", true)).await;
+        let listed = http::handle(&ctx, "r1", &http_event("GET", "/prod/tools", true)).await;
         assert_eq!(status(&listed), 200, "{listed}");
         assert_eq!(body(&listed)["profile"], "lambda-test");
-        let unknown = http::handle(&ctx, &http_event("POST", "/tools/no.such", true)).await;
+        let unknown = http::handle(&ctx, "r1", &http_event("POST", "/tools/no.such", true)).await;
         assert_eq!(status(&unknown), 404, "{unknown}");
         assert!(body(&unknown)["error"]
             .as_str()
             .unwrap()
             .contains("unknown tool `no.such`"));
-        let get_tool = http::handle(&ctx, &http_event("GET", "/tools/x", true)).await;
+        let get_tool = http::handle(&ctx, "r1", &http_event("GET", "/tools/x", true)).await;
         assert_eq!(status(&get_tool), 405);
         assert_eq!(get_tool["headers"]["allow"], "POST");
-        let nowhere = http::handle(&ctx, &http_event("GET", "/etc/passwd", true)).await;
+        let nowhere = http::handle(&ctx, "r1", &http_event("GET", "/etc/passwd", true)).await;
         assert_eq!(status(&nowhere), 404);
     }
 
