@@ -129,8 +129,9 @@ fn the_readme_serverless_sections_work_as_written() {
     let recorded = user.path().join("sam.args");
     executable(
         &bin.join("sam"),
+        // Written aside and renamed, so the test never reads half of it.
         &format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{0}.tmp' && mv '{0}.tmp' '{0}'\n",
             recorded.display()
         ),
     );
@@ -181,7 +182,6 @@ fn the_readme_serverless_sections_work_as_written() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(100)); // the shim's write completes
     let args: Vec<String> = std::fs::read_to_string(&recorded)
         .unwrap()
         .lines()
