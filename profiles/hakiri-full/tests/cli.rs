@@ -224,13 +224,7 @@ fn datasets_live_in_a_dynamodb_catalog_when_configured() {
     let home = Home::new();
     let table = format!("hakiri-cli-{}", std::process::id());
     let url = format!("dynamodb://{table}");
-    let env = [
-        ("HAKIRI_CATALOG__URL", url.as_str()),
-        ("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1"),
-        ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", aws.as_str()),
-        ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
-        ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
-    ];
+    let env = dynamo_catalog(&url, &aws);
     let run = |args: &[&str]| hakiri_testkit::run_with(BIN, home.path(), args, &env, &[]);
     let csv = home.path().join("s.csv");
     std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
@@ -267,13 +261,7 @@ fn two_writers_racing_on_a_dynamodb_catalog_one_wins() {
     let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
     let table = format!("hakiri-race-{}", std::process::id());
     let url = format!("dynamodb://{table}");
-    let env = [
-        ("HAKIRI_CATALOG__URL", url.as_str()),
-        ("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1"),
-        ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", aws.as_str()),
-        ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
-        ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
-    ];
+    let env = dynamo_catalog(&url, &aws);
     let (a, b) = (Home::new(), Home::new());
     let out = hakiri_testkit::run_with(BIN, a.path(), &["catalog", "init", &url], &env, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -315,4 +303,15 @@ fn two_writers_racing_on_a_dynamodb_catalog_one_wins() {
     let listed = hakiri_testkit::run_with(BIN, a.path(), &["datasets", "--json"], &env, &[]);
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(listed[0]["version"], 1, "{listed}");
+}
+
+/// `[catalog] url` on the DynamoDB server `.ci/services.sh` starts.
+fn dynamo_catalog<'a>(url: &'a str, aws: &'a str) -> [(&'static str, &'a str); 5] {
+    [
+        ("HAKIRI_CATALOG__URL", url),
+        ("HAKIRI_CATALOG_DYNAMO__REGION", "us-east-1"),
+        ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", aws),
+        ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
+        ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
+    ]
 }
