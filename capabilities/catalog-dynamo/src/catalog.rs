@@ -9,6 +9,7 @@ use anyhow::{bail, Context as _};
 use hakiri_data_api::{Catalog, CatalogBackend, DatasetEntry};
 use hakiri_kernel::{BoxFuture, Context};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 pub struct DynamoBackend;
 
@@ -28,10 +29,20 @@ pub fn table_of(url: &str) -> anyhow::Result<String> {
     Ok(table.to_string())
 }
 
-pub fn client(ctx: &Context) -> anyhow::Result<Client> {
-    Client::from_config(ctx)?.context(
+/// The kernel's client, built on first use: building one loads the TLS
+/// roots and resolves credentials, which every catalog call would repeat.
+pub fn client(ctx: &Context) -> anyhow::Result<Arc<Client>> {
+    let cached = ctx.state::<crate::Clients>();
+    if let Some(c) = cached.as_ref().and_then(|s| s.0.get()) {
+        return Ok(c.clone());
+    }
+    let built = Arc::new(Client::from_config(ctx)?.context(
         "the dynamodb catalog needs [catalog-dynamo] region (and endpoint for DynamoDB-compatible servers)",
-    )
+    )?);
+    Ok(match cached {
+        Some(s) => s.0.get_or_init(|| built).clone(),
+        None => built,
+    })
 }
 
 impl CatalogBackend for DynamoBackend {
@@ -51,7 +62,7 @@ impl CatalogBackend for DynamoBackend {
 }
 
 pub struct DynamoCatalog {
-    pub client: Client,
+    pub client: Arc<Client>,
     pub table: String,
 }
 

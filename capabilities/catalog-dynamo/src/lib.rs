@@ -30,6 +30,7 @@ impl Section for DynamoConfig {
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<DynamoConfig>()?;
+    r.state(Clients::default())?;
     r.provide::<dyn hakiri_data_api::CatalogBackend>(
         "dynamodb",
         std::sync::Arc::new(catalog::DynamoBackend),
@@ -50,7 +51,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 .cloned()
                 .unwrap_or_default();
             let table = catalog::table_of(&url)?;
-            let created = catalog::init(&catalog::client(&ctx)?, &table).await?;
+            let client = catalog::client(&ctx)?;
+            let created = catalog::init(&client, &table).await?;
             println!(
                 "{}",
                 if created {
@@ -103,6 +105,10 @@ pub struct Client {
     credentials: hakiri_aws::AwsCredentialProvider,
     http: reqwest::Client,
 }
+
+/// One client per kernel ([`catalog::client`]).
+#[derive(Default)]
+pub struct Clients(std::sync::OnceLock<std::sync::Arc<Client>>);
 
 /// Attempts per operation; the waits between them double from 50 ms (with
 /// jitter), about 1.5 s in all before giving up.
