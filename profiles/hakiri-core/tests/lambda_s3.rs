@@ -168,7 +168,36 @@ fn a_lambda_answers_sql_over_pushed_datasets_through_a_function_url() {
         warm_bare.as_secs_f64() * 1e3
     );
 
-    // Refusals: no credential, a dataset the token does not grant, bad input.
+    // Refusals: host files, no credential, a dataset the token does not
+    // grant, bad input, an oversized answer capped.
+    let (status, body) = call(
+        &emu,
+        http_event(
+            "POST",
+            "/tools/engine.query",
+            &query("select * from read_text('/etc/passwd')"),
+            Some(&token),
+        ),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("Permission Error"),
+        "{body}"
+    );
+    let (status, body) = call(
+        &emu,
+        http_event(
+            "POST",
+            "/tools/engine.query",
+            &json!({"sql": "select * from range(100000)", "max_rows": 1000000}),
+            Some(&token),
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["rows"].as_array().unwrap().len(), &body["truncated"]),
+        (10_000, &json!(true))
+    );
     let (status, body) = call(
         &emu,
         http_event("POST", "/tools/engine.query", &query(sum), None),
