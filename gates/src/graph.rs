@@ -7,7 +7,7 @@ pub struct Graph<'a> {
     /// package id -> (name, version)
     packages: BTreeMap<&'a str, (&'a str, &'a str)>,
     /// package id -> linked (non-dev) dependency ids
-    edges: BTreeMap<&'a str, Vec<&'a str>>,
+    edges: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Graph<'a> {
@@ -20,30 +20,8 @@ impl<'a> Graph<'a> {
                 packages.insert(id, (name, v));
             }
         }
-        let mut edges = BTreeMap::new();
-        for node in metadata["resolve"]["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let Some(id) = node["id"].as_str() else {
-                continue;
-            };
-            let deps = node["deps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|d| {
-                    d["dep_kinds"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|k| k["kind"].as_str() != Some("dev"))
-                })
-                .filter_map(|d| d["pkg"].as_str())
-                .collect();
-            edges.insert(id, deps);
-        }
+        // Linked dependencies: normal and build (a build script links too).
+        let edges = hakiri_build::dependency_edges(metadata, |kind| kind != Some("dev"));
         Graph { packages, edges }
     }
 
@@ -80,6 +58,7 @@ impl<'a> Graph<'a> {
                 found.push((name.to_string(), path.join(" -> ")));
             }
             for dep in self.edges.get(id).into_iter().flatten() {
+                let dep = dep.as_str();
                 if seen.insert(dep) {
                     parent.insert(dep, id);
                     queue.push_back(dep);
@@ -95,7 +74,7 @@ impl<'a> Graph<'a> {
         self.edges
             .get(id)?
             .iter()
-            .map(|d| self.packages[d])
+            .map(|d| self.packages[d.as_str()])
             .find(|(n, _)| *n == dep)
             .map(|(_, v)| v)
     }

@@ -511,16 +511,14 @@ pub struct LinkGraph {
     pub normal: BTreeMap<String, Vec<String>>,
 }
 
-pub fn link_graph(metadata: &serde_json::Value, package: &str) -> Result<LinkGraph, String> {
-    let root = metadata["packages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["name"] == package)
-        .and_then(|p| p["id"].as_str())
-        .ok_or_else(|| format!("cargo metadata has no package {package}"))?
-        .to_string();
-    let mut normal: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// Each package id's dependencies in `cargo metadata`'s resolve, keeping
+/// those with a kind `keep` accepts (`None`: normal, `Some("build")`,
+/// `Some("dev")`).
+pub fn dependency_edges(
+    metadata: &serde_json::Value,
+    keep: impl Fn(Option<&str>) -> bool,
+) -> BTreeMap<String, Vec<String>> {
+    let mut edges = BTreeMap::new();
     for node in metadata["resolve"]["nodes"]
         .as_array()
         .into_iter()
@@ -538,12 +536,25 @@ pub fn link_graph(metadata: &serde_json::Value, package: &str) -> Result<LinkGra
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|k| k["kind"].is_null())
+                    .any(|k| keep(k["kind"].as_str()))
             })
             .filter_map(|d| d["pkg"].as_str().map(str::to_string))
             .collect();
-        normal.insert(id.to_string(), deps);
+        edges.insert(id.to_string(), deps);
     }
+    edges
+}
+
+pub fn link_graph(metadata: &serde_json::Value, package: &str) -> Result<LinkGraph, String> {
+    let root = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == package)
+        .and_then(|p| p["id"].as_str())
+        .ok_or_else(|| format!("cargo metadata has no package {package}"))?
+        .to_string();
+    let normal = dependency_edges(metadata, |kind| kind.is_none());
     let mut reached = std::collections::BTreeSet::from([root.clone()]);
     let mut queue = std::collections::VecDeque::from([root.clone()]);
     while let Some(id) = queue.pop_front() {
