@@ -1,8 +1,9 @@
 //! `cargo gates check`: every gate, every profile, one table and one JSON report.
 
 use crate::graph::Graph;
+use crate::size::Attribution;
 use crate::workspace::Workspace;
-use crate::{artifact, mb, probe};
+use crate::{artifact, mb, probe, size};
 use anyhow::Result;
 use hakiri_build::CapabilityMeta;
 use hakiri_build::{ProfileManifest, MB};
@@ -37,7 +38,13 @@ pub struct ProfileResult {
     pub cold_start_budget_ms: Option<f64>,
     pub hello_cold_start_ms: Option<f64>,
     pub lambda_zip_bytes: Option<u64>,
+    /// The profile's own Lambda zip budget (ADR-0012), below AWS's 50 MB.
+    #[serde(default)]
+    pub lambda_zip_budget_bytes: Option<u64>,
     pub static_binary: bool,
+    /// The stripped bytes by crate and by capability (`cargo gates size`).
+    #[serde(default)]
+    pub attribution: Option<Attribution>,
     pub failures: Vec<String>,
 }
 
@@ -83,7 +90,13 @@ fn check_profile(
         cold_start_budget_ms: budget.cold_start_ms,
         ..ProfileResult::default()
     };
-    let bin = ws.binary(name);
+    let bin = match ws.ship(name) {
+        Ok(bin) => bin,
+        Err(e) => {
+            r.failures.push(format!("{name} binary: {e:#}"));
+            return r;
+        }
+    };
     let home = match probe::scratch_home(name) {
         Ok(h) => h,
         Err(e) => {
@@ -135,6 +148,10 @@ fn check_profile(
             .push(format!("{name} binary {}: {e}", bin.display())),
         (_, Err(e)) => r.failures.push(format!("{name} gzip: {e:#}")),
     }
+    match size::attribute(ws, name) {
+        Ok(a) => r.attribution = Some(a),
+        Err(e) => r.failures.push(format!("{name} size attribution: {e:#}")),
+    }
     // 4. static.
     match artifact::static_problems(&bin) {
         Ok(problems) if problems.is_empty() => r.static_binary = true,
@@ -165,11 +182,9 @@ fn check_profile(
         match artifact::lambda_zip(&bin, &zip) {
             Ok(size) => {
                 r.lambda_zip_bytes = Some(size);
-                if size > LAMBDA_ZIP_LIMIT {
-                    r.failures.push(format!(
-                        "{name} Lambda zip {size} > 50 MB (AWS direct-upload limit)"
-                    ));
-                }
+                r.lambda_zip_budget_bytes = budget.lambda_zip_mb.map(|b| (b * MB) as u64);
+                r.failures
+                    .extend(lambda_zip_failure(name, size, budget.lambda_zip_mb));
                 if r.stripped_bytes > LAMBDA_UNZIPPED_LIMIT {
                     let unzipped = r.stripped_bytes;
                     r.failures
@@ -179,7 +194,10 @@ fn check_profile(
             Err(e) => r.failures.push(format!("{name} Lambda zip: {e:#}")),
         }
         if hello_ms.is_none() {
-            match probe::cold_starts(&ws.binary(HELLO_LAMBDA), runs, &home) {
+            match ws
+                .ship(HELLO_LAMBDA)
+                .and_then(|hello| probe::cold_starts(&hello, runs, &home))
+            {
                 Ok(t) => *hello_ms = Some(ms(probe::median(t))),
                 Err(e) => r.failures.push(format!("{HELLO_LAMBDA} cold start: {e:#}")),
             }
@@ -209,6 +227,17 @@ fn ms(d: Duration) -> f64 {
 pub fn size_failure(profile: &str, compressed: u64, budget_mb: f64) -> Option<String> {
     (compressed as f64 > budget_mb * MB)
         .then(|| format!("{profile} compressed {compressed} > {budget_mb} MB"))
+}
+
+/// A Lambda zip over the profile's own budget or over AWS's direct-upload limit.
+pub fn lambda_zip_failure(profile: &str, zip: u64, budget_mb: Option<f64>) -> Option<String> {
+    if let Some(b) = budget_mb.filter(|b| zip as f64 > b * MB) {
+        return Some(format!(
+            "{profile} Lambda zip {zip} > {b} MB (profile.toml lambda_zip_mb)"
+        ));
+    }
+    (zip > LAMBDA_ZIP_LIMIT)
+        .then(|| format!("{profile} Lambda zip {zip} > 50 MB (AWS direct-upload limit)"))
 }
 
 /// Compares a binary's own `capabilities --json` with its manifest: the same
@@ -352,10 +381,12 @@ pub fn render_table(report: &Report) -> String {
             r.capabilities.join(", ")
         ));
         if let Some(z) = r.lambda_zip_bytes {
+            let budget = r.lambda_zip_budget_bytes.unwrap_or(LAMBDA_ZIP_LIMIT);
             out.push_str(&format!(
-                "{:14} Lambda zip (bootstrap): {} of 50 MB\n",
+                "{:14} Lambda zip (bootstrap): {} of {}\n",
                 "",
-                mb(z)
+                mb(z),
+                mb(budget)
             ));
         }
     }

@@ -9,6 +9,7 @@ pub mod judge;
 pub mod probe;
 pub mod release;
 pub mod sbom;
+pub mod size;
 pub mod soak;
 pub mod workspace;
 

@@ -4,10 +4,11 @@
 //! * `cargo gates check [--report PATH] [--skip-build]`
 //! * `cargo gates soak --profile full --duration 10m`
 //! * `cargo gates diff OLD.json NEW.json`
+//! * `cargo gates size [--profile core] [--by crate|capability] [--json]`
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use hakiri_gates::{check, diff, release, soak, workspace};
+use hakiri_gates::{check, diff, release, size, soak, workspace};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,6 +50,22 @@ enum Command {
         /// Judge a finished soak from its state file instead of running one.
         #[arg(long, conflicts_with_all = ["state", "skip_build"])]
         judge: Option<PathBuf>,
+    },
+    /// The stripped binary's bytes by crate and by capability (from the
+    /// symbols of the unstripped build).
+    Size {
+        /// core, full or coord (default: every profile).
+        #[arg(long)]
+        profile: Option<String>,
+        /// One table: by crate or by capability (default: both).
+        #[arg(long, value_parser = ["crate", "capability"])]
+        by: Option<String>,
+        /// Lines per table; the rest are summed.
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+        /// Print the full attribution as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Per-profile deltas between two gate reports.
     Diff { old: PathBuf, new: PathBuf },
@@ -143,6 +160,37 @@ fn run() -> Result<ExitCode> {
             };
             for tree in release::release(&ws, &opts)? {
                 println!("{}", tree.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Size {
+            profile,
+            by,
+            top,
+            json,
+        } => {
+            let ws = workspace::Workspace::locate()?;
+            let names: Vec<String> = match profile {
+                Some(p) if p.starts_with("hakiri-") => vec![p],
+                Some(p) => vec![format!("hakiri-{p}")],
+                None => ws.profiles()?.into_iter().map(|p| p.package).collect(),
+            };
+            let mut all = std::collections::BTreeMap::new();
+            for name in names {
+                let a = size::attribute(&ws, &name)?;
+                if !json {
+                    println!("## {name}\n");
+                    if by.as_deref() != Some("capability") {
+                        println!("{}", size::render("crate", &a.crates, top));
+                    }
+                    if by.as_deref() != Some("crate") {
+                        println!("{}", size::render("capability", &a.capabilities, top));
+                    }
+                }
+                all.insert(name, a);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
             }
             Ok(ExitCode::SUCCESS)
         }

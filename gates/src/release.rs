@@ -59,13 +59,9 @@ pub fn release(ws: &Workspace, opts: &Options) -> Result<Vec<PathBuf>> {
     let all: Vec<String> = profiles.iter().map(|p| p.package.clone()).collect();
     for profile in profiles {
         let name = &profile.package;
-        let binary = ws.binary(name);
-        if !binary.exists() {
-            bail!(
-                "{} is not built; run `cargo gates check` first",
-                binary.display()
-            );
-        }
+        let binary = ws
+            .ship(name)
+            .context("run `cargo gates check` first (a release ships its numbers)")?;
         let tree = opts.out.join(name);
         if tree.exists() {
             std::fs::remove_dir_all(&tree)?;

@@ -190,7 +190,7 @@ pub fn run(
     if !skip_build {
         ws.build_all()?;
     }
-    let bin = ws.binary(&package);
+    let bin = ws.ship(&package)?;
     let home = probe::scratch_home("soak")?;
     // The daemon's own work is part of the mix: a refresh job re-ingests a
     // dataset every few seconds for the whole soak.

@@ -38,9 +38,54 @@ impl Workspace {
         hakiri_build::read_profiles(&self.root).map_err(anyhow::Error::msg)
     }
 
-    /// A built release binary for the musl target.
-    pub fn binary(&self, name: &str) -> PathBuf {
+    /// A release binary as cargo built it for the musl target (the profiles
+    /// keep their symbol table there, for `cargo gates size`).
+    pub fn built(&self, name: &str) -> PathBuf {
         self.target_dir.join(TARGET).join("release").join(name)
+    }
+
+    /// The stripped copy of a built binary: what the gates measure and
+    /// releases ship. Made by [`Workspace::ship`].
+    pub fn binary(&self, name: &str) -> PathBuf {
+        self.target_dir
+            .join(TARGET)
+            .join("release/shipped")
+            .join(name)
+    }
+
+    /// Strips the built binary into [`Workspace::binary`] unless the copy is
+    /// already newer, and returns its path.
+    pub fn ship(&self, name: &str) -> Result<PathBuf> {
+        let (built, shipped) = (self.built(name), self.binary(name));
+        let built_at = std::fs::metadata(&built)
+            .and_then(|m| m.modified())
+            .with_context(|| format!("{} is not built", built.display()))?;
+        if std::fs::metadata(&shipped)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= built_at)
+        {
+            return Ok(shipped);
+        }
+        std::fs::create_dir_all(shipped.parent().context("no parent")?)?;
+        let partial = shipped.with_extension("partial");
+        // binutils' strip: present wherever cargo links host code (`cc`);
+        // zig's objcopy cannot strip these binaries ("unimplemented").
+        let out = Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&partial)
+            .arg(&built)
+            .output()
+            .context("cannot run `strip` (Debian: apt-get install binutils)")?;
+        if !out.status.success() {
+            bail!(
+                "strip --strip-all {} failed: {}",
+                built.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::fs::rename(&partial, &shipped)?;
+        Ok(shipped)
     }
 
     /// Builds every binary in one cargo invocation (feature unification

@@ -50,6 +50,7 @@ fn each_profile_image_runs_its_entrypoint_as_configured() {
     let ws = Workspace::locate().unwrap();
     let script = ws.root.join("deploy/container/build.sh");
     for profile in ["core", "full", "coord"] {
+        ws.ship(&format!("hakiri-{profile}")).unwrap();
         let image = run(Command::new(&script)
             .arg(profile)
             .env("CARGO_TARGET_DIR", &ws.target_dir));

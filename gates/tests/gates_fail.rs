@@ -15,13 +15,8 @@ fn workspace() -> Workspace {
 }
 
 fn built(ws: &Workspace, name: &str) -> PathBuf {
-    let bin = ws.binary(name);
-    assert!(
-        bin.exists(),
-        "{} is not built; run `cargo gates check` (or .ci/run) first",
-        bin.display()
-    );
-    bin
+    ws.ship(name)
+        .unwrap_or_else(|e| panic!("{e:#}: build the profiles first (.ci/run does)"))
 }
 
 #[test]

@@ -445,7 +445,7 @@ fn homebrew_formulae_parse_and_install_as_brew_would() {
 fn each_binary_embeds_the_crates_its_sbom_lists() {
     let ws = workspace();
     for profile in ["hakiri-core", "hakiri-full", "hakiri-coord"] {
-        let out = Command::new(ws.binary(profile))
+        let out = Command::new(ws.ship(profile).unwrap())
             .args(["version", "--deps", "--json"])
             .env("HAKIRI_HOME", std::env::temp_dir().join("hakiri-deps-home"))
             .output()

@@ -155,6 +155,9 @@ pub struct ProfileBudget {
     /// Lambda cold start budget; only profiles that run as Lambda have one.
     #[serde(default)]
     pub cold_start_ms: Option<f64>,
+    /// The Lambda zip (`bootstrap`, deflate -9), in MB; AWS's own limit is 50.
+    #[serde(default)]
+    pub lambda_zip_mb: Option<f64>,
     /// Capabilities that must never be in this profile.
     #[serde(default)]
     pub forbidden_capabilities: Vec<String>,
