@@ -76,12 +76,53 @@ pub fn static_problems(path: &Path) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// Drops the file from the page cache, so the next exec reads it from disk.
+/// Most of the file may stay cached and the eviction still count: a few
+/// pages can be re-read by a concurrent reader between the two calls.
+pub const MAX_RESIDENT_AFTER_EVICTION: f64 = 0.02;
+
+/// Drops the file from the page cache, so the next exec reads it from disk,
+/// and proves it did: a cold start measured on a cached binary is a warm
+/// start, and the gate would pass by accident.
 pub fn evict_from_page_cache(path: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(path)?;
+    // Dirty pages cannot be dropped: a freshly written binary (strip, a
+    // relink) must reach the disk first.
+    f.sync_all()?;
     // SAFETY: a valid open file descriptor; fadvise only drops clean cached pages.
     let rc = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
     anyhow::ensure!(rc == 0, "posix_fadvise failed with {rc}");
+    let resident = resident_fraction(path)?;
+    anyhow::ensure!(
+        resident <= MAX_RESIDENT_AFTER_EVICTION,
+        "{} is still {:.0}% in the page cache after POSIX_FADV_DONTNEED (is a process \
+         running it, or is the file on tmpfs?): a cold start cannot be measured",
+        path.display(),
+        resident * 100.0
+    );
     Ok(())
+}
+
+/// The share of the file's pages in the page cache (mincore over a map).
+pub fn resident_fraction(path: &Path) -> Result<f64> {
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len() as usize;
+    if len == 0 {
+        return Ok(0.0);
+    }
+    // SAFETY: a read-only map of a file nothing truncates meanwhile; only its
+    // residency is queried, never its bytes.
+    let map = unsafe { memmap2::Mmap::map(&f)? };
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: `vec` has one byte per page of the mapping, as mincore requires.
+    let rc = unsafe { libc::mincore(map.as_ptr() as *mut libc::c_void, len, vec.as_mut_ptr()) };
+    anyhow::ensure!(
+        rc == 0,
+        "mincore failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let resident = vec.iter().filter(|b| *b & 1 == 1).count();
+    Ok(resident as f64 / vec.len() as f64)
 }

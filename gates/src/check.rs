@@ -37,6 +37,11 @@ pub struct ProfileResult {
     pub cold_start_ms: Option<f64>,
     pub cold_start_budget_ms: Option<f64>,
     pub hello_cold_start_ms: Option<f64>,
+    /// exec -> exit of `sql "select 42"`, binary evicted / cached (medians).
+    #[serde(default)]
+    pub first_query_ms: Option<f64>,
+    #[serde(default)]
+    pub first_query_warm_ms: Option<f64>,
     pub lambda_zip_bytes: Option<u64>,
     /// The profile's own Lambda zip budget (ADR-0012), below AWS's 50 MB.
     #[serde(default)]
@@ -49,6 +54,10 @@ pub struct ProfileResult {
 }
 
 pub fn run(ws: &Workspace, report_path: &Path, skip_build: bool, runs: usize) -> Result<bool> {
+    anyhow::ensure!(
+        runs > 0,
+        "--runs 0 would measure no cold start; give at least 1 (the median counts)"
+    );
     if !skip_build {
         ws.build_all()?;
     }
@@ -62,6 +71,19 @@ pub fn run(ws: &Workspace, report_path: &Path, skip_build: bool, runs: usize) ->
         let result = check_profile(ws, &graph, &profile, runs, &mut hello_ms);
         report.failures.extend(result.failures.iter().cloned());
         report.profiles.insert(profile.package.clone(), result);
+    }
+    // Every profile directory was checked: none skipped for lack of a
+    // profile.toml (read_profiles refuses those) or a failed probe.
+    let on_disk = hakiri_build::profile_dirs(&ws.root).map_err(anyhow::Error::msg)?;
+    let checked: BTreeSet<String> = report.profiles.keys().cloned().collect();
+    let expected: BTreeSet<String> = on_disk
+        .iter()
+        .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect();
+    if checked != expected {
+        report.failures.push(format!(
+            "checked profiles {checked:?} but profiles/ holds {expected:?}"
+        ));
     }
     print!("{}", render_table(&report));
     std::fs::write(report_path, serde_json::to_string_pretty(&report)?)?;
@@ -169,10 +191,8 @@ fn check_profile(
     ) {
         Ok(rss) => {
             r.idle_rss_bytes = Some(rss);
-            if rss as f64 > budget.idle_rss_mb * MB {
-                r.failures
-                    .push(format!("{name} idle RSS {rss} > {} MB", budget.idle_rss_mb));
-            }
+            r.failures
+                .extend(idle_rss_failure(name, rss, budget.idle_rss_mb));
         }
         Err(e) => r.failures.push(format!("{name} idle RSS: {e:#}")),
     }
@@ -207,12 +227,23 @@ fn check_profile(
             Ok(t) => {
                 let median = ms(probe::median(t));
                 r.cold_start_ms = Some(median);
-                if median > limit {
-                    r.failures
-                        .push(format!("{name} cold start {median:.1} ms > {limit} ms"));
-                }
+                r.failures.extend(cold_start_failure(name, median, limit));
             }
             Err(e) => r.failures.push(format!("{name} cold start: {e:#}")),
+        }
+        // Reported, not gated: what the Lambda user waits for.
+        let first = |evict| -> Result<f64> {
+            let mut t = Vec::new();
+            for _ in 0..runs {
+                t.push(probe::first_query(&bin, &home, evict)?);
+            }
+            Ok(ms(probe::median(t)))
+        };
+        match (first(true), first(false)) {
+            (Ok(cold), Ok(warm)) => {
+                (r.first_query_ms, r.first_query_warm_ms) = (Some(cold), Some(warm));
+            }
+            (Err(e), _) | (_, Err(e)) => r.failures.push(format!("{name} first query: {e:#}")),
         }
     }
     let _ = std::fs::remove_dir_all(&home);
@@ -227,6 +258,15 @@ fn ms(d: Duration) -> f64 {
 pub fn size_failure(profile: &str, compressed: u64, budget_mb: f64) -> Option<String> {
     (compressed as f64 > budget_mb * MB)
         .then(|| format!("{profile} compressed {compressed} > {budget_mb} MB"))
+}
+
+pub fn idle_rss_failure(profile: &str, rss: u64, budget_mb: f64) -> Option<String> {
+    (rss as f64 > budget_mb * MB).then(|| format!("{profile} idle RSS {rss} > {budget_mb} MB"))
+}
+
+pub fn cold_start_failure(profile: &str, median_ms: f64, limit_ms: f64) -> Option<String> {
+    (median_ms > limit_ms)
+        .then(|| format!("{profile} cold start {median_ms:.1} ms > {limit_ms} ms"))
 }
 
 /// A Lambda zip over the profile's own budget or over AWS's direct-upload limit.
@@ -380,6 +420,12 @@ pub fn render_table(report: &Report) -> String {
             if r.static_binary { "yes" } else { "NO" },
             r.capabilities.join(", ")
         ));
+        if let (Some(c), Some(w)) = (r.first_query_ms, r.first_query_warm_ms) {
+            out.push_str(&format!(
+                "{:14} first query (sql \"select 42\", exec to exit): {c:.1} ms evicted, {w:.1} ms cached\n",
+                ""
+            ));
+        }
         if let Some(z) = r.lambda_zip_bytes {
             let budget = r.lambda_zip_budget_bytes.unwrap_or(LAMBDA_ZIP_LIMIT);
             out.push_str(&format!(

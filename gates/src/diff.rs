@@ -32,6 +32,43 @@ fn delta_bytes(old: u64, new: u64) -> String {
     )
 }
 
+/// Lines whose bytes changed by at least this much are shown by name.
+const NOTABLE_BYTES: u64 = 64 * 1024;
+
+/// Which capabilities a change made heavier or lighter, by name: the PR
+/// that makes `vector` 4 MB heavier says so next to the budget delta.
+fn capability_deltas(profile: &str, old: &[(String, u64)], new: &[(String, u64)]) -> String {
+    let old: std::collections::BTreeMap<&str, u64> =
+        old.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let newm: std::collections::BTreeMap<&str, u64> =
+        new.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let mut lines: Vec<(&str, u64, u64)> = old
+        .keys()
+        .chain(newm.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|k| {
+            (
+                *k,
+                old.get(k).copied().unwrap_or(0),
+                newm.get(k).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, a, b)| a.abs_diff(*b) >= NOTABLE_BYTES)
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    lines.sort_by_key(|(_, a, b)| std::cmp::Reverse(a.abs_diff(*b)));
+    let mut out = format!(
+        "\n{profile}, stripped bytes by capability:\n\n| capability | stripped |\n|---|---|\n"
+    );
+    for (k, a, b) in lines {
+        out.push_str(&format!("| {k} | {} |\n", delta_bytes(a, b)));
+    }
+    out
+}
+
 /// A Markdown table of what changed.
 pub fn render(old: &Report, new: &Report) -> String {
     let mut out = String::from(
@@ -66,6 +103,15 @@ pub fn render(old: &Report, new: &Report) -> String {
         .filter(|k| !new.profiles.contains_key(*k))
     {
         out.push_str(&format!("| {name} | removed | | | |\n"));
+    }
+    for (name, n) in &new.profiles {
+        let (Some(o), Some(n)) = (
+            old.profiles.get(name).and_then(|o| o.attribution.as_ref()),
+            n.attribution.as_ref(),
+        ) else {
+            continue;
+        };
+        out.push_str(&capability_deltas(name, &o.capabilities, &n.capabilities));
     }
     if !new.failures.is_empty() {
         out.push_str(&format!("\n{} failing gate(s):\n", new.failures.len()));
@@ -113,6 +159,47 @@ mod tests {
         assert!(table.contains("| hakiri-gone | removed"), "{table}");
         assert!(
             table.contains("- hakiri-core compressed 44040192 > 1 MB"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn names_the_capabilities_that_grew_or_shrank() {
+        let with = |lines: &[(&str, u64)]| {
+            let mut r = Report::default();
+            r.profiles.insert(
+                "hakiri-full".into(),
+                ProfileResult {
+                    attribution: Some(crate::size::Attribution {
+                        capabilities: lines.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                        ..Default::default()
+                    }),
+                    ..ProfileResult::default()
+                },
+            );
+            r
+        };
+        let old = with(&[("vector", 1 << 20), ("kernel", 2 << 20), ("auth", 3 << 20)]);
+        let new = with(&[
+            ("vector", 5 << 20),
+            ("kernel", (2 << 20) + 100),
+            ("mcp", 1 << 20),
+        ]);
+        let table = render(&old, &new);
+        assert!(
+            table.contains("| vector | 1.0 MB → 5.0 MB (+4.0 MB, +400.0%) |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| auth | 3.0 MB → 0.0 MB (-3.0 MB, -100.0%) |"),
+            "{table}"
+        );
+        assert!(table.contains("| mcp | 0.0 MB → 1.0 MB"), "{table}");
+        // A 100-byte wobble is not news.
+        assert!(!table.contains("| kernel |"), "{table}");
+        // Largest change first.
+        assert!(
+            table.find("| vector").unwrap() < table.find("| auth").unwrap(),
             "{table}"
         );
     }

@@ -160,6 +160,7 @@ fn max_rss(pid: u32) -> Result<u64> {
 /// Time from exec (binary evicted from the page cache) to the first response
 /// posted to the Runtime API, for each of `runs` runs.
 pub fn cold_starts(bin: &Path, runs: usize, home: &Path) -> Result<Vec<Duration>> {
+    anyhow::ensure!(runs > 0, "cold start: 0 runs measure nothing");
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         crate::artifact::evict_from_page_cache(bin)?;
@@ -176,6 +177,31 @@ pub fn cold_starts(bin: &Path, runs: usize, home: &Path) -> Result<Vec<Duration>
         }
     }
     Ok(times)
+}
+
+/// Wall time from exec to exit of `bin sql "select 42"`, what a user of a
+/// freshly started process waits for its first answer; with `evict`, the
+/// binary is read from disk first, as after a Lambda cold start.
+pub fn first_query(bin: &Path, home: &Path, evict: bool) -> Result<Duration> {
+    if evict {
+        crate::artifact::evict_from_page_cache(bin)?;
+    }
+    let start = Instant::now();
+    let out = command(bin, home)
+        .args(["sql", "select 42 as answer"])
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let took = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("42") {
+        bail!(
+            "{} sql \"select 42\" failed: {}{}",
+            bin.display(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(took)
 }
 
 pub fn median(mut v: Vec<Duration>) -> Duration {

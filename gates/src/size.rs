@@ -243,7 +243,7 @@ fn lib_packages(metadata: &serde_json::Value, profile: &str) -> Result<HashMap<S
 
 /// Package name -> the capability it belongs to: "kernel" if the kernel
 /// links it, the one capability that links it, or "shared: a+b" when
-/// several do. The profile's own package is "profile".
+/// several do; what only the profile links, "profile".
 fn capability_owners(
     metadata: &serde_json::Value,
     profile: &str,
@@ -301,7 +301,13 @@ fn capability_owners(
     for package in kernel {
         out.insert(package, "kernel".to_string());
     }
-    out.insert(profile.to_string(), "profile".to_string());
+    // What only the profile itself links (its allocator, its main).
+    for id in &graph.reached {
+        if let Some(name) = name_of.get(id.as_str()) {
+            out.entry(name.to_string())
+                .or_insert_with(|| "profile (allocator, main)".to_string());
+        }
+    }
     Ok(out)
 }
 

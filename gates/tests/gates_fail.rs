@@ -4,7 +4,9 @@
 //! The artifact tests need the musl binaries (`cargo gates check` or
 //! `.ci/run` builds them first).
 
-use hakiri_gates::check::{check_capabilities, size_failure};
+use hakiri_gates::check::{
+    check_capabilities, cold_start_failure, idle_rss_failure, lambda_zip_failure, size_failure,
+};
 use hakiri_gates::graph::Graph;
 use hakiri_gates::workspace::{cargo_metadata, Workspace};
 use hakiri_gates::{artifact, probe};
@@ -152,4 +154,117 @@ fn profile_binaries_are_fully_static() {
             .any(|p| p.contains("interpreter") || p.contains("DT_NEEDED")),
         "{problems:?}"
     );
+}
+
+/// A copy of a shipped binary no other test reads or runs, on disk (not
+/// tmpfs), so evicting it from the page cache cannot race another test.
+fn private_copy(ws: &Workspace, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir_in(&ws.target_dir).unwrap();
+    let copy = dir.path().join(name);
+    std::fs::copy(built(ws, name), &copy).unwrap();
+    (dir, copy)
+}
+
+#[test]
+fn budget_below_the_real_idle_rss_fails_the_idle_gate() {
+    let ws = workspace();
+    let bin = built(&ws, "hakiri-coord");
+    let home = tempfile::tempdir().unwrap();
+    let budget = ws
+        .profiles()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.package == "hakiri-coord")
+        .and_then(|p| p.budget)
+        .unwrap();
+    let rss = probe::idle_rss(&bin, &budget.idle_shape, None, home.path()).unwrap();
+    assert!(
+        rss > 1024 * 1024,
+        "a live daemon holds more than 1 MB: {rss}"
+    );
+    assert_eq!(
+        idle_rss_failure("hakiri-coord", rss, 1.0),
+        Some(format!("hakiri-coord idle RSS {rss} > 1 MB"))
+    );
+    assert_eq!(
+        idle_rss_failure("hakiri-coord", rss, budget.idle_rss_mb),
+        None
+    );
+}
+
+#[test]
+fn budget_below_the_real_cold_start_fails_and_zero_runs_are_refused() {
+    let ws = workspace();
+    let (_dir, bin) = private_copy(&ws, "hakiri-core");
+    let home = tempfile::tempdir().unwrap();
+    let t = probe::cold_starts(&bin, 1, home.path()).unwrap();
+    let median = probe::median(t).as_secs_f64() * 1000.0;
+    assert_eq!(
+        cold_start_failure("hakiri-core", median, 0.5),
+        Some(format!("hakiri-core cold start {median:.1} ms > 0.5 ms"))
+    );
+    assert_eq!(cold_start_failure("hakiri-core", median, 10_000.0), None);
+    let err = probe::cold_starts(&bin, 0, home.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("0 runs"), "{err:#}");
+}
+
+#[test]
+fn eviction_is_verified_and_a_file_that_stays_cached_is_refused() {
+    let ws = workspace();
+    let (_dir, bin) = private_copy(&ws, "hakiri-coord");
+    artifact::evict_from_page_cache(&bin).unwrap();
+    let resident = artifact::resident_fraction(&bin).unwrap();
+    assert!(
+        resident <= artifact::MAX_RESIDENT_AFTER_EVICTION,
+        "{resident}"
+    );
+    // tmpfs pages are the file itself: they can never be dropped, so the
+    // measurement must refuse rather than time a warm start.
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        let f = tempfile::NamedTempFile::new_in(shm).unwrap();
+        std::fs::write(f.path(), vec![7u8; 1 << 20]).unwrap();
+        let err = artifact::evict_from_page_cache(f.path()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("still 100% in the page cache"),
+            "{err:#}"
+        );
+    }
+}
+
+#[test]
+fn budget_below_the_real_lambda_zip_fails_the_zip_gate() {
+    let ws = workspace();
+    let bin = built(&ws, "hakiri-core");
+    let dir = tempfile::tempdir().unwrap();
+    let zip = artifact::lambda_zip(&bin, &dir.path().join("bootstrap.zip")).unwrap();
+    assert_eq!(
+        lambda_zip_failure("hakiri-core", zip, Some(1.0)),
+        Some(format!(
+            "hakiri-core Lambda zip {zip} > 1 MB (profile.toml lambda_zip_mb)"
+        ))
+    );
+    assert_eq!(lambda_zip_failure("hakiri-core", zip, Some(250.0)), None);
+    // Without a profile budget, AWS's own limit still applies.
+    assert_eq!(
+        lambda_zip_failure("hakiri-core", 51 << 20, None),
+        Some(format!(
+            "hakiri-core Lambda zip {} > 50 MB (AWS direct-upload limit)",
+            51u64 << 20
+        ))
+    );
+}
+
+#[test]
+fn a_profile_without_budgets_is_an_error_not_a_skip() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("profiles/hakiri-edge");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"hakiri-edge\"\n",
+    )
+    .unwrap();
+    let err = hakiri_build::read_profiles(root.path()).unwrap_err();
+    assert!(err.contains("hakiri-edge has no profile.toml"), "{err}");
 }

@@ -227,17 +227,30 @@ pub fn read_profile(dir: &Path) -> Result<ProfileManifest, String> {
     })
 }
 
-/// Every profile under `<workspace>/profiles/` that has a `profile.toml`.
-pub fn read_profiles(workspace: &Path) -> Result<Vec<ProfileManifest>, String> {
-    let mut out = Vec::new();
+/// The package directories under `<workspace>/profiles/`, sorted.
+pub fn profile_dirs(workspace: &Path) -> Result<Vec<PathBuf>, String> {
     let dir = workspace.join("profiles");
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("profile.toml").exists())
+        .filter(|p| p.join("Cargo.toml").exists())
         .collect();
     entries.sort();
-    for p in entries {
+    Ok(entries)
+}
+
+/// Every profile under `<workspace>/profiles/`; one without a
+/// `profile.toml` is an error (a profile without budgets is never gated).
+pub fn read_profiles(workspace: &Path) -> Result<Vec<ProfileManifest>, String> {
+    let mut out = Vec::new();
+    for p in profile_dirs(workspace)? {
+        if !p.join("profile.toml").exists() {
+            return Err(format!(
+                "{} has no profile.toml: every profile declares its budgets \
+                 (copy profiles/hakiri-coord/profile.toml and set them)",
+                p.display()
+            ));
+        }
         out.push(read_profile(&p)?);
     }
     Ok(out)
