@@ -44,7 +44,8 @@ pub fn attribute(ws: &Workspace, profile: &str) -> Result<Attribution> {
     let symbols = sized_symbols(&built)?;
     let wanted: HashSet<&[u8]> = symbols.keys().map(Vec::as_slice).collect();
 
-    let packages = lib_packages(&ws.metadata, profile)?;
+    let graph = hakiri_build::link_graph(&ws.metadata, profile).map_err(anyhow::Error::msg)?;
+    let packages = lib_packages(&ws.metadata, &graph);
     let mut rlibs = rlibs_in(&ws.target_dir.join(TARGET).join("release/deps"))?
         .into_iter()
         .filter(|(krate, _)| packages.contains_key(krate))
@@ -75,7 +76,7 @@ pub fn attribute(ws: &Workspace, profile: &str) -> Result<Attribution> {
         stripped_bytes.saturating_sub(attributed),
     );
 
-    let owners = capability_owners(&ws.metadata, profile)?;
+    let owners = capability_owners(&ws.metadata, &graph);
     let mut capabilities: BTreeMap<String, u64> = BTreeMap::new();
     for (krate, bytes) in &crates {
         let owner = owners.get(krate).cloned().unwrap_or_else(|| krate.clone());
@@ -214,8 +215,10 @@ fn sysroot(root: &Path) -> Result<PathBuf> {
 
 /// Library crate name (as in rlib file names) -> package name, for every
 /// package the profile links.
-fn lib_packages(metadata: &serde_json::Value, profile: &str) -> Result<HashMap<String, String>> {
-    let graph = hakiri_build::link_graph(metadata, profile).map_err(anyhow::Error::msg)?;
+fn lib_packages(
+    metadata: &serde_json::Value,
+    graph: &hakiri_build::LinkGraph,
+) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for p in metadata["packages"].as_array().into_iter().flatten() {
         if !p["id"]
@@ -238,7 +241,7 @@ fn lib_packages(metadata: &serde_json::Value, profile: &str) -> Result<HashMap<S
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// Package name -> the capability it belongs to: "kernel" if the kernel
@@ -246,9 +249,8 @@ fn lib_packages(metadata: &serde_json::Value, profile: &str) -> Result<HashMap<S
 /// several do; what only the profile links, "profile".
 fn capability_owners(
     metadata: &serde_json::Value,
-    profile: &str,
-) -> Result<HashMap<String, String>> {
-    let graph = hakiri_build::link_graph(metadata, profile).map_err(anyhow::Error::msg)?;
+    graph: &hakiri_build::LinkGraph,
+) -> HashMap<String, String> {
     let name_of: HashMap<&str, &str> = metadata["packages"]
         .as_array()
         .into_iter()
@@ -308,7 +310,7 @@ fn capability_owners(
                 .or_insert_with(|| "profile (allocator, main)".to_string());
         }
     }
-    Ok(out)
+    out
 }
 
 /// The table `cargo gates size` prints: the `top` largest lines, the rest

@@ -439,6 +439,20 @@ fn homebrew_formulae_parse_and_install_as_brew_would() {
     }
 }
 
+/// `name@version` of each entry (embedded deps and SBOM components alike).
+fn name_at_version(items: &[serde_json::Value]) -> std::collections::BTreeSet<String> {
+    items
+        .iter()
+        .map(|d| {
+            format!(
+                "{}@{}",
+                d["name"].as_str().unwrap(),
+                d["version"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// `hakiri version --deps` (what scanners read from the binary) lists the
 /// same crates as the profile's SBOM.
 #[test]
@@ -452,29 +466,9 @@ fn each_binary_embeds_the_crates_its_sbom_lists() {
             .unwrap();
         assert!(out.status.success(), "{profile}: {}", text(&out.stderr));
         let listed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-        let embedded: std::collections::BTreeSet<String> = listed
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}@{}",
-                    d["name"].as_str().unwrap(),
-                    d["version"].as_str().unwrap()
-                )
-            })
-            .collect();
+        let embedded = name_at_version(&listed);
         let bom = sbom::cyclonedx(&ws.metadata, profile).unwrap();
-        let in_bom: std::collections::BTreeSet<String> = bom["components"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}@{}",
-                    c["name"].as_str().unwrap(),
-                    c["version"].as_str().unwrap()
-                )
-            })
-            .collect();
+        let in_bom = name_at_version(bom["components"].as_array().unwrap());
         assert_eq!(embedded, in_bom, "{profile}");
         assert_eq!(
             embedded.iter().any(|d| d.starts_with("duckdb@")),
