@@ -3,7 +3,7 @@
 use crate::graph::Graph;
 use crate::size::Attribution;
 use crate::workspace::Workspace;
-use crate::{artifact, mb, probe, size};
+use crate::{artifact, mb, prefetch, probe, size};
 use anyhow::Result;
 use hakiri_build::CapabilityMeta;
 use hakiri_build::{ProfileManifest, MB};
@@ -42,6 +42,15 @@ pub struct ProfileResult {
     pub first_query_ms: Option<f64>,
     #[serde(default)]
     pub first_query_warm_ms: Option<f64>,
+    /// Bytes the armed start-up prefetch asks for (`hakiri-prefetch`).
+    #[serde(default)]
+    pub prefetch_bytes: Option<u64>,
+    /// Bytes it asks for on the first query (`hakiri_prefetch::warm_up`).
+    #[serde(default)]
+    pub prefetch_warm_up_bytes: Option<u64>,
+    /// The cold start with the prefetch off (`HAKIRI_PREFETCH=off`), median.
+    #[serde(default)]
+    pub cold_start_unprefetched_ms: Option<f64>,
     pub lambda_zip_bytes: Option<u64>,
     /// The profile's own Lambda zip budget (ADR-0012), below AWS's 50 MB.
     #[serde(default)]
@@ -231,11 +240,27 @@ fn check_profile(
             }
             Err(e) => r.failures.push(format!("{name} cold start: {e:#}")),
         }
+        // A Lambda profile ships with its start-up prefetch armed; without
+        // it a cold start faults the binary in one readaround at a time.
+        match prefetch::read_table(&bin) {
+            Ok(Some(table)) if !table.start.is_empty() => {
+                r.prefetch_bytes = Some(prefetch::bytes(&table.start));
+                r.prefetch_warm_up_bytes = Some(prefetch::bytes(&table.warm_up));
+            }
+            Ok(_) => r.failures.push(prefetch_unarmed(name)),
+            Err(e) => r.failures.push(format!("{name} prefetch table: {e:#}")),
+        }
+        match probe::cold_starts_with(&bin, runs, &home, &[("HAKIRI_PREFETCH", "off")]) {
+            Ok(t) => r.cold_start_unprefetched_ms = Some(ms(probe::median(t))),
+            Err(e) => r
+                .failures
+                .push(format!("{name} cold start without prefetch: {e:#}")),
+        }
         // Reported, not gated: what the Lambda user waits for.
         let first = |evict| -> Result<f64> {
             let mut t = Vec::new();
             for _ in 0..runs {
-                t.push(probe::first_query(&bin, &home, evict)?);
+                t.push(probe::first_query(&bin, &home, evict, &[])?);
             }
             Ok(ms(probe::median(t)))
         };
@@ -267,6 +292,14 @@ pub fn idle_rss_failure(profile: &str, rss: u64, budget_mb: f64) -> Option<Strin
 pub fn cold_start_failure(profile: &str, median_ms: f64, limit_ms: f64) -> Option<String> {
     (median_ms > limit_ms)
         .then(|| format!("{profile} cold start {median_ms:.1} ms > {limit_ms} ms"))
+}
+
+/// A Lambda profile whose shipped binary has no armed prefetch table.
+pub fn prefetch_unarmed(profile: &str) -> String {
+    format!(
+        "{profile} ships without an armed start-up prefetch table (is hakiri-prefetch linked \
+         through the kernel, and did `cargo gates` ship the binary?)"
+    )
 }
 
 /// A Lambda zip over the profile's own budget or over AWS's direct-upload limit.
@@ -420,6 +453,14 @@ pub fn render_table(report: &Report) -> String {
             if r.static_binary { "yes" } else { "NO" },
             r.capabilities.join(", ")
         ));
+        if let (Some(p), Some(off)) = (r.prefetch_bytes, r.cold_start_unprefetched_ms) {
+            out.push_str(&format!(
+                "{:14} prefetch: {} at start, {} on first query; cold start without it {off:.1} ms\n",
+                "",
+                mb(p),
+                mb(r.prefetch_warm_up_bytes.unwrap_or(0))
+            ));
+        }
         if let (Some(c), Some(w)) = (r.first_query_ms, r.first_query_warm_ms) {
             out.push_str(&format!(
                 "{:14} first query (sql \"select 42\", exec to exit): {c:.1} ms evicted, {w:.1} ms cached\n",

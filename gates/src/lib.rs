@@ -6,6 +6,7 @@ pub mod diff;
 pub mod graph;
 pub mod homebrew;
 pub mod judge;
+pub mod prefetch;
 pub mod probe;
 pub mod release;
 pub mod sbom;

@@ -18,7 +18,17 @@ pub fn scratch_home(tag: &str) -> Result<PathBuf> {
 
 /// `bin capabilities --json`.
 pub fn capabilities(bin: &Path, home: &Path) -> Result<CapabilitiesReport> {
+    capabilities_with(bin, home, &[])
+}
+
+/// [`capabilities`] with extra environment variables.
+pub fn capabilities_with(
+    bin: &Path,
+    home: &Path,
+    env: &[(&str, &str)],
+) -> Result<CapabilitiesReport> {
     let out = command(bin, home)
+        .envs(env.iter().copied())
         .args(["capabilities", "--json"])
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;
@@ -160,34 +170,49 @@ fn max_rss(pid: u32) -> Result<u64> {
 /// Time from exec (binary evicted from the page cache) to the first response
 /// posted to the Runtime API, for each of `runs` runs.
 pub fn cold_starts(bin: &Path, runs: usize, home: &Path) -> Result<Vec<Duration>> {
+    cold_starts_with(bin, runs, home, &[])
+}
+
+/// [`cold_starts`] with extra environment variables.
+pub fn cold_starts_with(
+    bin: &Path,
+    runs: usize,
+    home: &Path,
+    env: &[(&str, &str)],
+) -> Result<Vec<Duration>> {
     anyhow::ensure!(runs > 0, "cold start: 0 runs measure nothing");
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        crate::artifact::evict_from_page_cache(bin)?;
-        let emu = Emulator::start()?;
-        let id = emu.invoke("{}");
-        let start = Instant::now();
-        let _running = Running::spawn(command(bin, home).envs(emu.env()))
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let outcome = emu.wait(&id, Duration::from_secs(30));
-        match outcome {
-            Some(o) if o.kind == Kind::Response => times.push(o.at.duration_since(start)),
-            Some(o) => bail!("{} answered with {:?}: {}", bin.display(), o.kind, o.body),
-            None => bail!("{} did not answer within 30 s", bin.display()),
-        }
+    (0..runs)
+        .map(|_| {
+            crate::artifact::evict_from_page_cache(bin)?;
+            cold_start(bin, home, env)
+        })
+        .collect()
+}
+
+/// One start of `bin` as a Lambda bootstrap: exec to its first response.
+pub fn cold_start(bin: &Path, home: &Path, env: &[(&str, &str)]) -> Result<Duration> {
+    let emu = Emulator::start()?;
+    let id = emu.invoke("{}");
+    let start = Instant::now();
+    let _running = Running::spawn(command(bin, home).envs(emu.env()).envs(env.iter().copied()))
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    match emu.wait(&id, Duration::from_secs(30)) {
+        Some(o) if o.kind == Kind::Response => Ok(o.at.duration_since(start)),
+        Some(o) => bail!("{} answered with {:?}: {}", bin.display(), o.kind, o.body),
+        None => bail!("{} did not answer within 30 s", bin.display()),
     }
-    Ok(times)
 }
 
 /// Wall time from exec to exit of `bin sql "select 42"`, what a user of a
 /// freshly started process waits for its first answer; with `evict`, the
 /// binary is read from disk first, as after a Lambda cold start.
-pub fn first_query(bin: &Path, home: &Path, evict: bool) -> Result<Duration> {
+pub fn first_query(bin: &Path, home: &Path, evict: bool, env: &[(&str, &str)]) -> Result<Duration> {
     if evict {
         crate::artifact::evict_from_page_cache(bin)?;
     }
     let start = Instant::now();
     let out = command(bin, home)
+        .envs(env.iter().copied())
         .args(["sql", "select 42 as answer"])
         .output()
         .with_context(|| format!("cannot run {}", bin.display()))?;

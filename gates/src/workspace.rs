@@ -53,8 +53,9 @@ impl Workspace {
             .join(name)
     }
 
-    /// Strips the built binary into [`Workspace::binary`] unless the copy is
-    /// already newer, and returns its path.
+    /// Strips the built binary into [`Workspace::binary`] and arms its
+    /// start-up prefetch ([`crate::prefetch`]) unless the copy is already
+    /// newer, and returns its path.
     pub fn ship(&self, name: &str) -> Result<PathBuf> {
         let (built, shipped) = (self.built(name), self.binary(name));
         let built_at = std::fs::metadata(&built)
@@ -84,8 +85,27 @@ impl Workspace {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        let workloads = self.startup_workloads(name)?;
+        crate::prefetch::arm(&partial, &workloads)
+            .with_context(|| format!("cannot arm the start-up prefetch of {name}"))?;
         std::fs::rename(&partial, &shipped)?;
         Ok(shipped)
+    }
+
+    /// The start-ups a binary's prefetch table covers, in the order the
+    /// table asks for them: every command's common start, plus, for profiles
+    /// that run as Lambda (those with a cold-start budget), the bootstrap and
+    /// then the first query, which a Lambda user's first request waits for.
+    fn startup_workloads(&self, name: &str) -> Result<Vec<crate::prefetch::Workload>> {
+        use crate::prefetch::Workload;
+        let lambda = self.profiles()?.iter().any(|p| {
+            p.package == name && p.budget.as_ref().is_some_and(|b| b.cold_start_ms.is_some())
+        });
+        let mut workloads = vec![Workload::Capabilities];
+        if lambda {
+            workloads.extend([Workload::LambdaBootstrap, Workload::FirstQuery]);
+        }
+        Ok(workloads)
     }
 
     /// Builds every binary in one cargo invocation (feature unification

@@ -268,3 +268,50 @@ fn a_profile_without_budgets_is_an_error_not_a_skip() {
     let err = hakiri_build::read_profiles(root.path()).unwrap_err();
     assert!(err.contains("hakiri-edge has no profile.toml"), "{err}");
 }
+
+#[test]
+fn shipped_lambda_binary_is_armed_and_an_unarmed_one_fails_the_prefetch_gate() {
+    use hakiri_gates::check::prefetch_unarmed;
+    use hakiri_gates::prefetch;
+    let ws = workspace();
+    let shipped = built(&ws, "hakiri-core");
+    let table = prefetch::read_table(&shipped)
+        .unwrap()
+        .expect("core has a table");
+    let size = std::fs::metadata(&shipped).unwrap().len();
+    let (start, warm_up) = (
+        prefetch::bytes(&table.start),
+        prefetch::bytes(&table.warm_up),
+    );
+    // A recording that covered most of the file would prefetch nothing useful.
+    assert!(
+        start > 0 && start < size / 8,
+        "{start} of {size} bytes at start"
+    );
+    assert!(
+        warm_up > 0 && warm_up < size / 4,
+        "{warm_up} of {size} on first query"
+    );
+    // The cargo-built binary is not armed: shipping it so would fail the gate.
+    let unarmed = prefetch::read_table(&ws.built("hakiri-core")).unwrap();
+    assert_eq!(unarmed, Some(prefetch::Table::default()));
+    assert!(prefetch_unarmed("hakiri-core").starts_with("hakiri-core ships without an armed"));
+    // A binary without the kernel has no table at all.
+    let hello = built(&ws, "hello-lambda");
+    assert_eq!(prefetch::read_table(&hello).unwrap(), None);
+}
+
+#[test]
+fn recording_a_start_up_arms_a_copy_that_still_runs() {
+    use hakiri_gates::prefetch::{self, Workload};
+    let ws = workspace();
+    let (_dir, bin) = private_copy(&ws, "hakiri-coord");
+    let table = prefetch::arm(&bin, &[Workload::Capabilities])
+        .unwrap()
+        .expect("coord links the kernel, so it has a table");
+    assert!(!table.start.is_empty() && table.warm_up.is_empty());
+    assert_eq!(prefetch::read_table(&bin).unwrap(), Some(table));
+    let home = tempfile::tempdir().unwrap();
+    let report = probe::capabilities(&bin, home.path()).unwrap();
+    assert_eq!(report.profile, "hakiri-coord");
+}

@@ -277,6 +277,8 @@ async fn not_granted(ctx: &Context, error: &anyhow::Error) -> Option<ToolError> 
 
 /// An in-memory DuckDB connection configured from `[engine]`.
 pub fn connect(ctx: &Context) -> anyhow::Result<Connection> {
+    // A shipped binary's first query touches ~10 MB of it: ask for them at once.
+    hakiri_prefetch::warm_up();
     let cfg = ctx.section::<EngineConfig>();
     let mut config = duckdb::Config::default();
     if let Some(t) = cfg.threads {

@@ -19,6 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 /// Entry point of every profile binary.
 pub fn main(profile: &'static Profile) -> ExitCode {
+    // The start-up prefetch ran before main; this keeps it in the link.
+    hakiri_prefetch::link();
     run(profile, std::env::args_os().collect())
 }
 
