@@ -315,3 +315,22 @@ fn recording_a_start_up_arms_a_copy_that_still_runs() {
     let report = probe::capabilities(&bin, home.path()).unwrap();
     assert_eq!(report.profile, "hakiri-coord");
 }
+
+#[test]
+fn a_binary_that_cannot_leave_the_page_cache_is_still_armed() {
+    use hakiri_gates::prefetch::{self, Workload};
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("SKIPPED: no /dev/shm (tmpfs) on this machine");
+        return;
+    }
+    let ws = workspace();
+    let dir = tempfile::tempdir_in(shm).unwrap();
+    let bin = dir.path().join("hakiri-coord");
+    std::fs::copy(built(&ws, "hakiri-coord"), &bin).unwrap();
+    // A target directory on tmpfs: recorded coarser, but armed, not an error.
+    let table = prefetch::arm(&bin, &[Workload::Capabilities])
+        .unwrap()
+        .expect("coord has a table");
+    assert!(!table.start.is_empty());
+}
