@@ -103,32 +103,18 @@ pub fn evict_from_page_cache(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The share of the file's pages in the page cache.
+/// The share of the file's pages in the page cache (mincore over a map).
 pub fn resident_fraction(path: &Path) -> Result<f64> {
-    let pages = resident_pages(path)?;
-    if pages.is_empty() {
-        return Ok(0.0);
-    }
-    Ok(pages.iter().filter(|p| **p).count() as f64 / pages.len() as f64)
-}
-
-/// For each 4 KiB page of the file, whether it is in the page cache
-/// (mincore over a map).
-pub fn resident_pages(path: &Path) -> Result<Vec<bool>> {
     let f = std::fs::File::open(path)?;
     let len = f.metadata()?.len() as usize;
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok(0.0);
     }
     // SAFETY: a read-only map of a file nothing truncates meanwhile; only its
     // residency is queried, never its bytes.
     let map = unsafe { memmap2::Mmap::map(&f)? };
     // SAFETY: sysconf has no preconditions.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    anyhow::ensure!(
-        page == 4096,
-        "page size {page}: the prefetch table counts 4 KiB pages"
-    );
     let mut vec = vec![0u8; len.div_ceil(page)];
     // SAFETY: `vec` has one byte per page of the mapping, as mincore requires.
     let rc = unsafe { libc::mincore(map.as_ptr() as *mut libc::c_void, len, vec.as_mut_ptr()) };
@@ -137,5 +123,6 @@ pub fn resident_pages(path: &Path) -> Result<Vec<bool>> {
         "mincore failed: {}",
         std::io::Error::last_os_error()
     );
-    Ok(vec.iter().map(|b| *b & 1 == 1).collect())
+    let resident = vec.iter().filter(|b| *b & 1 == 1).count();
+    Ok(resident as f64 / vec.len() as f64)
 }
