@@ -19,6 +19,17 @@ fn entry(name: &str, version: u64) -> DatasetEntry {
     }
 }
 
+/// Another writer's entry for the same version: its own files and time. (A
+/// publisher that repeats its own identical entry, e.g. a retry after a
+/// lost answer, may be told it succeeded; a rival is always refused.)
+fn rival(name: &str, version: u64) -> DatasetEntry {
+    DatasetEntry {
+        location: format!("/elsewhere/{name}/v{version}"),
+        updated: "2026-11-28T00:00:01Z".into(),
+        ..entry(name, version)
+    }
+}
+
 /// Runs every check; the first failure is the error.
 pub async fn check(catalog: &dyn Catalog, prefix: &str) -> anyhow::Result<()> {
     let name = |n: &str| format!("{prefix}{n}");
@@ -47,7 +58,7 @@ pub async fn check(catalog: &dyn Catalog, prefix: &str) -> anyhow::Result<()> {
     );
 
     // Optimistic concurrency: a stale publisher loses, with a clear error.
-    let stale = catalog.publish(entry(&sales, 2)).await;
+    let stale = catalog.publish(rival(&sales, 2)).await;
     let message = format!(
         "{:#}",
         stale
@@ -75,7 +86,7 @@ pub async fn check(catalog: &dyn Catalog, prefix: &str) -> anyhow::Result<()> {
     catalog.publish(entry(&race, 1)).await?;
     let (a, b) = futures_join(
         catalog.publish(entry(&race, 2)),
-        catalog.publish(entry(&race, 2)),
+        catalog.publish(rival(&race, 2)),
     )
     .await;
     ensure!(

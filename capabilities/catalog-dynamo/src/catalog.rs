@@ -13,34 +13,47 @@ use std::sync::Arc;
 
 pub struct DynamoBackend;
 
-/// The table a `dynamodb://TABLE` URL names.
-pub fn table_of(url: &str) -> anyhow::Result<String> {
-    let table = url
-        .strip_prefix("dynamodb://")
-        .map(|t| t.split(['?', '/']).next().unwrap_or_default())
-        .unwrap_or_default();
+/// `dynamodb://TABLE[?region=R]`: the table, and the region when the URL
+/// names one (it wins over `[catalog-dynamo] region` and the AWS chain).
+pub fn parse_url(url: &str) -> anyhow::Result<(String, Option<String>)> {
+    let rest = url.strip_prefix("dynamodb://").unwrap_or_default();
+    let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
     let valid = (3..=255).contains(&table.len())
         && table
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !valid {
-        bail!("`{url}`: expected dynamodb://TABLE (3-255 letters, digits, _ . -)");
+        bail!("`{url}`: expected dynamodb://TABLE[?region=REGION] (TABLE: 3-255 letters, digits, _ . -)");
     }
-    Ok(table.to_string())
+    let mut region = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("region", r))
+                if !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                region = Some(r.to_string())
+            }
+            Some(("region", r)) => bail!("`{url}`: `{r}` is not an AWS region (e.g. eu-west-1)"),
+            _ => bail!("`{url}`: unknown parameter `{pair}`; the only one is region=REGION"),
+        }
+    }
+    Ok((table.to_string(), region))
 }
 
-/// The kernel's client, built on first use: building one loads the TLS
-/// roots and resolves credentials, which every catalog call would repeat.
-pub fn client(ctx: &Context) -> anyhow::Result<Arc<Client>> {
+/// The kernel's client for `region` (`None`: the configured one), built on
+/// first use: building one loads the TLS roots and resolves credentials,
+/// which every catalog call would repeat.
+pub fn client(ctx: &Context, region: Option<&str>) -> anyhow::Result<Arc<Client>> {
     let cached = ctx.state::<crate::Clients>();
-    if let Some(c) = cached.as_ref().and_then(|s| s.0.get()) {
-        return Ok(c.clone());
+    let key = region.map(str::to_string);
+    if let Some(c) = cached.as_ref().and_then(|s| s.get(&key)) {
+        return Ok(c);
     }
-    let built = Arc::new(Client::from_config(ctx)?.context(
-        "the dynamodb catalog needs [catalog-dynamo] region (and endpoint for DynamoDB-compatible servers)",
+    let built = Arc::new(Client::from_config(ctx, region)?.context(
+        "the dynamodb catalog needs a region: dynamodb://TABLE?region=R, [catalog-dynamo] region or AWS_REGION (and endpoint for DynamoDB-compatible servers)",
     )?);
     Ok(match cached {
-        Some(s) => s.0.get_or_init(|| built).clone(),
+        Some(s) => s.insert(key, built),
         None => built,
     })
 }
@@ -52,9 +65,9 @@ impl CatalogBackend for DynamoBackend {
         ctx: &'a Context,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move {
-            let table = table_of(url)?;
+            let (table, region) = parse_url(url)?;
             Ok(Box::new(DynamoCatalog {
-                client: client(ctx)?,
+                client: client(ctx, region.as_deref())?,
                 table,
             }) as Box<dyn Catalog>)
         })
@@ -86,7 +99,7 @@ pub async fn init(client: &Client, table: &str) -> anyhow::Result<bool> {
     }
 }
 
-fn item(e: &DatasetEntry) -> Value {
+pub(crate) fn item(e: &DatasetEntry) -> Value {
     json!({
         "name": {"S": e.name},
         "version": {"N": e.version.to_string()},
@@ -135,10 +148,6 @@ impl DynamoCatalog {
             );
         }
         e
-    }
-
-    async fn current_version(&self, name: &str) -> anyhow::Result<Option<u64>> {
-        Ok(self.get(name).await?.map(|e| e.version))
     }
 }
 
@@ -203,11 +212,16 @@ impl Catalog for DynamoCatalog {
             match self.client.call("PutItem", request).await {
                 Ok(_) => Ok(()),
                 Err(err) if format!("{err:#}").contains("ConditionalCheckFailed") => {
-                    let found = self.current_version(&e.name).await?;
+                    // A retried PutItem whose first attempt landed (its answer
+                    // lost) fails its own condition: the item is then ours.
+                    let found = self.get(&e.name).await?;
+                    if found.as_ref().is_some_and(|f| item(f) == item(&e)) {
+                        return Ok(());
+                    }
                     Err(hakiri_data_api::conflict(
                         &e.name,
                         e.version.saturating_sub(1),
-                        found,
+                        found.map(|f| f.version),
                     ))
                 }
                 Err(err) => Err(self.missing_table(err)),
@@ -239,15 +253,51 @@ mod tests {
 
     #[test]
     fn table_names_are_checked() {
+        let table = |url: &str| parse_url(url).map(|(t, _)| t);
         assert_eq!(
-            table_of("dynamodb://hakiri_catalog").unwrap(),
+            table("dynamodb://hakiri_catalog").unwrap(),
             "hakiri_catalog"
         );
+        assert_eq!(table("dynamodb://t-1.x?region=eu-west-1").unwrap(), "t-1.x");
+        assert!(table("dynamodb://").is_err() && table("dynamodb://a b").is_err());
         assert_eq!(
-            table_of("dynamodb://t-1.x?region=eu-west-1").unwrap(),
-            "t-1.x"
+            parse_url("dynamodb://cat?region=eu-west-1").unwrap(),
+            ("cat".to_string(), Some("eu-west-1".to_string()))
         );
-        assert!(table_of("dynamodb://").is_err() && table_of("dynamodb://a b").is_err());
+        assert_eq!(parse_url("dynamodb://cat").unwrap().1, None);
+        let err = parse_url("dynamodb://cat?regoin=eu-west-1").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown parameter `regoin=eu-west-1`"),
+            "{err}"
+        );
+        assert!(parse_url("dynamodb://cat?region=").is_err());
+        assert!(parse_url("dynamodb://cat?region=eu/../x").is_err());
+    }
+
+    #[test]
+    fn a_region_in_the_url_wins_and_gets_its_own_client() {
+        let config = Config::parse(
+            "[catalog-dynamo]\nregion = \"us-east-1\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n",
+            None,
+        )
+        .unwrap();
+        let ctx = Context::from_inventory(config, &PROFILE).unwrap();
+        let (configured, eu) = (
+            client(&ctx, None).unwrap(),
+            client(&ctx, Some("eu-west-1")).unwrap(),
+        );
+        assert_eq!(configured.region, "us-east-1");
+        assert_eq!(
+            configured.endpoint,
+            "https://dynamodb.us-east-1.amazonaws.com"
+        );
+        assert_eq!(eu.region, "eu-west-1");
+        assert_eq!(eu.endpoint, "https://dynamodb.eu-west-1.amazonaws.com");
+        assert!(
+            Arc::ptr_eq(&eu, &client(&ctx, Some("eu-west-1")).unwrap()),
+            "one client per region"
+        );
     }
 
     #[tokio::test]
@@ -264,7 +314,7 @@ mod tests {
         .unwrap();
         let ctx = Context::from_inventory(config, &PROFILE).unwrap();
         let table = format!("hakiri-conformance-{}", std::process::id());
-        let client = client(&ctx).unwrap();
+        let client = client(&ctx, None).unwrap();
         assert!(init(&client, &table).await.unwrap(), "created");
         assert!(
             !init(&client, &table).await.unwrap(),

@@ -50,8 +50,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 .and_then(|m| m.get_one::<String>("url"))
                 .cloned()
                 .unwrap_or_default();
-            let table = catalog::table_of(&url)?;
-            let client = catalog::client(&ctx)?;
+            let (table, region) = catalog::parse_url(&url)?;
+            let client = catalog::client(&ctx, region.as_deref())?;
             let created = catalog::init(&client, &table).await?;
             println!(
                 "{}",
@@ -68,13 +68,13 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "dynamo.tables",
         "List the DynamoDB tables visible with the configured endpoint and credentials",
         |_input: NoInput, ctx| async move {
-            let client = Client::from_config(&ctx)?
+            let client = Client::from_config(&ctx, None)?
                 .ok_or_else(|| ToolError::Failed(NOT_CONFIGURED.into()))?;
             Ok(client.call("ListTables", json!({})).await?)
         },
     ))?;
     r.check(|ctx| async move {
-        match Client::from_config(&ctx) {
+        match Client::from_config(&ctx, None) {
             Ok(None) => CheckOutcome::Skipped(NOT_CONFIGURED.into()),
             Ok(Some(c)) => match c.call("ListTables", json!({})).await {
                 Ok(v) => CheckOutcome::Ok(format!(
@@ -106,9 +106,29 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-/// One client per kernel ([`catalog::client`]).
+/// One client per region per kernel ([`catalog::client`]); `None` is the configured region.
 #[derive(Default)]
-pub struct Clients(std::sync::OnceLock<std::sync::Arc<Client>>);
+pub struct Clients(
+    std::sync::Mutex<std::collections::HashMap<Option<String>, std::sync::Arc<Client>>>,
+);
+
+impl Clients {
+    fn get(&self, region: &Option<String>) -> Option<std::sync::Arc<Client>> {
+        self.0.lock().ok()?.get(region).cloned()
+    }
+
+    /// Keeps the first client built for `region` (two callers may race to build one).
+    fn insert(
+        &self,
+        region: Option<String>,
+        built: std::sync::Arc<Client>,
+    ) -> std::sync::Arc<Client> {
+        match self.0.lock() {
+            Ok(mut map) => map.entry(region).or_insert(built).clone(),
+            Err(_) => built,
+        }
+    }
+}
 
 /// Attempts per operation; the waits between them double from 50 ms (with
 /// jitter), about 1.5 s in all before giving up.
@@ -122,11 +142,12 @@ enum Failure {
 }
 
 impl Client {
-    /// `None` when no region is configured, in `[catalog-dynamo]` or the AWS chain.
-    pub fn from_config(ctx: &Context) -> anyhow::Result<Option<Client>> {
+    /// `None` when no region is given (`region`, from a catalog URL) or
+    /// configured, in `[catalog-dynamo]` or the AWS chain.
+    pub fn from_config(ctx: &Context, region: Option<&str>) -> anyhow::Result<Option<Client>> {
         let cfg = DynamoConfig::clone(&ctx.section::<DynamoConfig>());
         let settings = hakiri_aws::Settings {
-            region: cfg.region,
+            region: region.map(str::to_string).or(cfg.region),
             endpoint: cfg.endpoint.clone(),
             access_key_id: cfg.access_key_id,
             secret_access_key: cfg.secret_access_key,

@@ -2,6 +2,7 @@
 //! throttling and 5xx are retried, a failed condition is not.
 
 use super::*;
+use hakiri_data_api::{Catalog, DatasetEntry};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,4 +109,65 @@ async fn endless_throttling_gives_up_with_the_reason() {
         "{err}"
     );
     assert_eq!(seen.load(Ordering::SeqCst), ATTEMPTS as usize);
+}
+
+const CONDITION_FAILED: &str = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#;
+
+fn entry(version: u64, updated: &str) -> DatasetEntry {
+    DatasetEntry {
+        name: "sales".into(),
+        version,
+        location: format!("/data/sales/v{version}"),
+        source: "s.csv".into(),
+        rows: 2,
+        bytes: 10,
+        schema: json!([{"name": "a", "type": "i64"}]),
+        updated: updated.into(),
+    }
+}
+
+fn stored(e: &DatasetEntry) -> &'static str {
+    Box::leak(
+        json!({ "Item": catalog::item(e) })
+            .to_string()
+            .into_boxed_str(),
+    )
+}
+
+/// The first PutItem lands but its answer is lost (a 500 here); the retry
+/// fails its own condition. Reading the item back shows it is ours: no conflict.
+#[tokio::test]
+async fn a_retried_publish_that_had_landed_is_not_a_conflict() {
+    let mine = entry(3, "2026-11-28T12:00:00Z");
+    let (url, seen) = server(vec![
+        (500, "{}"),
+        (400, CONDITION_FAILED),
+        (200, stored(&mine)),
+    ]);
+    let catalog = catalog::DynamoCatalog {
+        client: Arc::new(client(url)),
+        table: "t".into(),
+    };
+    catalog.publish(mine).await.unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "put, retried put, get");
+}
+
+/// Someone else's version 3 in place: a conflict naming what was found.
+#[tokio::test]
+async fn a_publish_beaten_by_another_writer_is_a_conflict() {
+    let theirs = entry(3, "2026-11-28T11:59:59Z");
+    let (url, _) = server(vec![(400, CONDITION_FAILED), (200, stored(&theirs))]);
+    let catalog = catalog::DynamoCatalog {
+        client: Arc::new(client(url)),
+        table: "t".into(),
+    };
+    let err = catalog
+        .publish(entry(3, "2026-11-28T12:00:00Z"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expected version 2") && err.contains("found version 3"),
+        "{err}"
+    );
 }

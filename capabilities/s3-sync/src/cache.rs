@@ -131,24 +131,37 @@ impl Cache {
                 self.max_bytes
             );
         }
+        // Part names come from the bucket: plain file names only, so none
+        // lands outside the cache.
+        if let Some(bad) = manifest
+            .parts
+            .iter()
+            .find(|p| p.file.is_empty() || p.file.starts_with('.') || p.file.contains(['/', '\\']))
+        {
+            bail!(
+                "{url} names part `{}`, which is not a part file name; push again",
+                bad.file
+            );
+        }
         let (_, parts_key) = split(&manifest.entry.location)?;
         let dir = self.root.join(bucket).join(parts_key);
         tokio::fs::create_dir_all(&dir)
             .await
             .with_context(|| format!("cannot create the part cache {}", dir.display()))?;
-        let jobs: Vec<(PathBuf, Path, u64)> = manifest
+        let jobs: Vec<(PathBuf, Path, u64, Option<String>)> = manifest
             .parts
             .iter()
             .map(|p| {
                 let key = Path::from(format!("{parts_key}/{}", p.file));
-                (dir.join(&p.file), key, p.size)
+                (dir.join(&p.file), key, p.size, p.sha256.clone())
             })
             .collect();
         let files: Vec<PathBuf> = futures::stream::iter(jobs)
-            .map(|(local, key, size)| {
+            .map(|(local, key, size, sha256)| {
                 let (store, url) = (store.clone(), format!("s3://{bucket}/{key}"));
                 async move {
-                    fetch(store.as_ref(), &key, &url, &local, size).await?;
+                    let want = Want { size, sha256 };
+                    fetch(store.as_ref(), &key, &url, &local, &want).await?;
                     anyhow::Ok(local)
                 }
             })
@@ -195,16 +208,25 @@ fn collect(dir: &std::path::Path, out: &mut Vec<(PathBuf, u64, SystemTime)>) {
     }
 }
 
-/// `local` holds the part `key` of `size` bytes: reused (and marked used)
-/// when cached, else downloaded beside it and renamed into place, so a
-/// half-downloaded part is never read.
+/// What a manifest says of a part.
+struct Want {
+    size: u64,
+    sha256: Option<String>,
+}
+
+/// `local` holds the part `key`: reused (and marked used) when cached,
+/// else downloaded beside it, checked against its manifest (size, and
+/// SHA-256 when recorded) and renamed into place, so a half-downloaded or
+/// foreign part is never read.
 async fn fetch(
     store: &dyn ObjectStore,
     key: &Path,
     url: &str,
     local: &std::path::Path,
-    size: u64,
+    want: &Want,
 ) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let size = want.size;
     if std::fs::metadata(local).is_ok_and(|m| m.len() == size) {
         if let Ok(f) = std::fs::File::options().write(true).open(local) {
             let _ = f.set_modified(SystemTime::now());
@@ -225,9 +247,11 @@ async fn fetch(
         .await
         .with_context(|| format!("cannot write {}", partial.display()))?;
     let mut got = 0u64;
+    let mut hasher = sha2::Sha256::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.s3(|| format!("downloading {url}"))?;
         got += chunk.len() as u64;
+        hasher.update(&chunk);
         out.write_all(&chunk)
             .await
             .with_context(|| format!("cannot write {}", partial.display()))?;
@@ -237,6 +261,11 @@ async fn fetch(
     if got != size {
         let _ = std::fs::remove_file(&partial);
         bail!("{url} is {got} bytes, but its manifest says {size}: the bucket holds a different part; push again");
+    }
+    let sha256 = crate::layout::hex(&hasher.finalize());
+    if want.sha256.as_ref().is_some_and(|w| *w != sha256) {
+        let _ = std::fs::remove_file(&partial);
+        bail!("{url} has SHA-256 {sha256}, but its manifest says {}: the bucket holds a different part; push again", want.sha256.as_deref().unwrap_or_default());
     }
     std::fs::rename(&partial, local)
         .with_context(|| format!("cannot move {} into place", partial.display()))?;

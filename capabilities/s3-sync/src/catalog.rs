@@ -48,7 +48,12 @@ impl S3Catalog {
         let url = format!("s3://{}/{key}", self.target.bucket);
         let bytes = match self.store.get(&key).await {
             Ok(got) => got.bytes().await.s3(|| format!("reading {url}"))?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(object_store::Error::NotFound { .. }) => {
+                // A missing bucket answers 404 as well: say so, rather than
+                // that the dataset does not exist (listing tells them apart).
+                self.target.dataset_names(self.store.as_ref()).await?;
+                return Ok(None);
+            }
             Err(e) => return Err(e).s3(|| format!("cannot read {url}")),
         };
         let mut entry = Manifest::parse(&bytes, &url)?.entry;

@@ -98,6 +98,34 @@ pub struct Manifest {
 pub struct Part {
     pub file: String,
     pub size: u64,
+    /// Hex SHA-256 of the part's bytes (absent in manifests pushed before
+    /// parts were named by content); the part cache checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Hex SHA-256 of a file's bytes, read in 1 MiB blocks.
+pub fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut block)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Manifests by the URL of their version (`…/v<N>.json`). Versions are

@@ -1,7 +1,9 @@
 //! `hakiri push` / `hakiri pull`: dataset versions between the home and a
 //! bucket. Layout under `s3://bucket/prefix/datasets/<name>/`:
-//! `parts/<file>` (immutable, shared by the versions that contain them, so
-//! an append pushes only its new part), `v<N>.json` (a version's manifest:
+//! `parts/<sha256>.parquet` (named by their content: immutable, shared by
+//! the versions that contain them, so an append pushes only its new part,
+//! and a re-ingested dataset never meets a stale part of the same name or
+//! size), `v<N>.json` (a version's manifest:
 //! its catalog entry and parts), and `latest.json`, written last. Readers go
 //! by `latest.json`, never by listing parts, so they never see half a
 //! version, and a push that dies midway leaves the previous one in place.
@@ -50,14 +52,27 @@ pub async fn push(
         files.sort_by_key(|e| e.file_name());
         let (mut parts, mut missing) = (Vec::new(), Vec::new());
         for f in files {
-            let file = f.file_name().to_string_lossy().into_owned();
-            let size = f.metadata()?.len();
+            let (path, size) = (f.path(), f.metadata()?.len());
+            let p = path.clone();
+            let sha256 =
+                hakiri_kernel::blocking(&format!("hashing {}", path.display()), move || {
+                    crate::layout::sha256_file(&p)
+                })
+                .await?;
+            let file = format!("{sha256}.parquet");
             let key = target.key(&format!("datasets/{}/parts/{file}", d.name));
-            let present = matches!(store.head(&key).await, Ok(meta) if meta.size == size);
+            // Named by content: present at its size is the same part.
+            // (a part may repeat in a version: the same rows appended twice)
+            let queued = missing.iter().any(|(_, k, _)| *k == key);
+            let present = queued || matches!(store.head(&key).await, Ok(meta) if meta.size == size);
             if !present {
-                missing.push((f.path(), key, size));
+                missing.push((path, key, size));
             }
-            parts.push(Part { file, size });
+            parts.push(Part {
+                file,
+                size,
+                sha256: Some(sha256),
+            });
         }
         let (sent, bytes) = (missing.len(), missing.iter().map(|m| m.2).sum::<u64>());
         if !dry_run {

@@ -59,6 +59,17 @@ fn parquet_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The part files a pushed manifest lists.
+fn pushed_parts(bucket: &Bucket, manifest: &str) -> Vec<String> {
+    let m: Value = serde_json::from_slice(&bucket.get(manifest).expect(manifest)).unwrap();
+    m["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -138,8 +149,9 @@ fn a_lambda_answers_sql_over_pushed_datasets_through_a_function_url() {
     assert_eq!(
         parquet_files(&cache),
         vec![format!(
-            "{}/team/datasets/sales/parts/part-v00001.parquet",
-            bucket.name
+            "{}/team/datasets/sales/parts/{}",
+            bucket.name,
+            pushed_parts(&bucket, "team/datasets/sales/v1.json")[0]
         )]
     );
     let started = Instant::now();
@@ -243,19 +255,35 @@ fn a_lambda_answers_sql_over_pushed_datasets_through_a_function_url() {
     assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
 
     // A new version pushed from the laptop is what the next invocation sees.
-    ok(&["ingest", csv, "--as", "sales", "--mode", "append", "-q"]);
+    let more = laptop.path().join("more.csv");
+    std::fs::write(&more, "region,amount\neu,30\nus,40\n").unwrap();
+    ok(&[
+        "ingest",
+        more.to_str().unwrap(),
+        "--as",
+        "sales",
+        "--mode",
+        "append",
+        "-q",
+    ]);
     ok(&["push", "--to", &target, "sales"]);
     let (status, body) = call(
         &emu,
         http_event("POST", "/tools/engine.query", &query(sum), Some(&token)),
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["rows"][0]["s"], 14, "{body}");
+    assert_eq!(body["rows"][0]["s"], 77, "{body}");
     drop(running);
 
     // v2's own part disappears from the bucket: a fresh function answers
     // from v1, and says which part is missing.
-    bucket.delete("team/datasets/sales/parts/part-v00002.parquet");
+    let v1 = pushed_parts(&bucket, "team/datasets/sales/v1.json");
+    let added: Vec<String> = pushed_parts(&bucket, "team/datasets/sales/v2.json")
+        .into_iter()
+        .filter(|p| !v1.contains(p))
+        .collect();
+    assert_eq!(added.len(), 1, "an append pushes one part: {added:?}");
+    bucket.delete(&format!("team/datasets/sales/parts/{}", added[0]));
     let tmp = Home::new();
     let (emu, mut bootstrap) = start_function(&tmp);
     // This time configured as `[s3-sync] bucket` and `prefix`, with a bare `s3://` catalog.
@@ -272,7 +300,7 @@ fn a_lambda_answers_sql_over_pushed_datasets_through_a_function_url() {
     assert_eq!(body["rows"][0]["s"], 7, "{body}");
     let warning = body["warnings"][0].as_str().unwrap_or_default();
     assert!(
-        warning.contains("part-v00002.parquet") && warning.contains("answering from v1"),
+        warning.contains(&added[0]) && warning.contains("answering from v1"),
         "{body}"
     );
 }
@@ -314,6 +342,32 @@ fn an_s3_catalog_is_read_only_and_names_a_missing_bucket() {
         err.lines().count() <= 2,
         "one short error, not the XML: {err}"
     );
+
+    // In a Lambda: an HTTP error naming the bucket's absence, and the
+    // function keeps answering.
+    let tmp = Home::new();
+    let emu = Emulator::start().unwrap();
+    let mut bootstrap = command(BIN, tmp.path());
+    bootstrap.envs(emu.env()).envs(env.iter().copied());
+    let _running = Running::spawn(&mut bootstrap).unwrap();
+    let mut event: Value = serde_json::from_str(&http_event(
+        "POST",
+        "/tools/engine.query",
+        &json!({"sql": "select count(*) from sales"}),
+        None,
+    ))
+    .unwrap();
+    event["requestContext"]["authorizer"] = json!({"iam": {"userArn": "arn:aws:iam::1:user/a"}});
+    let (status, body) = call(&emu, event.to_string());
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("no-such-bucket-here") && error.contains("NoSuchBucket"),
+        "{body}"
+    );
+    event["body"] = json!(json!({"sql": "select 42 as x"}).to_string());
+    let (status, body) = call(&emu, event.to_string());
+    assert_eq!((status, &body["rows"][0]["x"]), (200, &json!(42)), "{body}");
 }
 
 /// Against a server that checks keys as AWS does: wrong credentials are

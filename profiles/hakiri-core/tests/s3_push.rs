@@ -1,7 +1,9 @@
 //! `push` and `pull` through a real S3-compatible server: a laptop home
-//! pushes, another home pulls and queries; pushes are incremental.
+//! pushes, another home pulls and queries; pushes are incremental, parts
+//! are named by content, the part cache keeps its bound, and throttling is
+//! waited out.
 
-use hakiri_testkit::s3::Bucket;
+use hakiri_testkit::s3::{Bucket, Throttled};
 use hakiri_testkit::{http, run_with, skip_unless_configured, text, Home};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -48,11 +50,13 @@ fn a_pushed_dataset_is_pulled_and_queried_elsewhere() {
     assert!(ok(&lambda, &["pull", "--from", &target]).contains("sales: already at"));
 
     // An append pushes only its new part; the other home catches up.
+    let more = laptop.path().join("more.csv");
+    std::fs::write(&more, "region,amount\neu,30\nus,40\n").unwrap();
     ok(
         &laptop,
         &[
             "ingest",
-            csv.to_str().unwrap(),
+            more.to_str().unwrap(),
             "--as",
             "sales",
             "--mode",
@@ -70,7 +74,33 @@ fn a_pushed_dataset_is_pulled_and_queried_elsewhere() {
         &lambda,
         &["sql", "--format", "csv", "select sum(amount) s from sales"],
     );
-    assert_eq!(sum, "s\n14\n");
+    assert_eq!(sum, "s\n77\n");
+
+    // The same rows appended again make a part of the same bytes: nothing
+    // new to upload, and the rows still count twice.
+    ok(
+        &laptop,
+        &[
+            "ingest",
+            more.to_str().unwrap(),
+            "--as",
+            "sales",
+            "--mode",
+            "append",
+            "-q",
+        ],
+    );
+    let same = ok(&laptop, &["push", "--to", &target]);
+    assert!(
+        same.contains("sales: pushed v3") && same.contains("0 new part(s)"),
+        "{same}"
+    );
+    ok(&lambda, &["pull", "--from", &target, "sales"]);
+    let sum = ok(
+        &lambda,
+        &["sql", "--format", "csv", "select sum(amount) s from sales"],
+    );
+    assert_eq!(sum, "s\n147\n");
 
     let out = run_with(
         BIN,
@@ -180,4 +210,208 @@ fn a_push_killed_midway_leaves_the_previous_version_served() {
     let again = ok(&laptop, &["push", "--to", &target], &[]);
     assert!(again.contains("big: pushed v2"), "{again}");
     assert_eq!(count(&reader), "n\n1500000\n");
+}
+
+/// A dataset dropped and ingested again starts over at v1 with a part of
+/// the same size: parts are named by their content, so the push uploads
+/// it and a reader whose part cache holds the old bytes reads the new ones.
+#[test]
+fn a_reingested_dataset_of_the_same_size_is_pushed_and_read_anew() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = Bucket::create(&aws, "hakiri-reingest");
+    let env = bucket.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = bucket.url("t");
+    let (laptop, reader) = (Home::new(), Home::new());
+    let ok = |home: &Home, args: &[&str], extra: &[(&str, &str)]| {
+        let all: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
+        let out = run_with(BIN, home.path(), args, &all, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let catalog = [("HAKIRI_CATALOG__URL", target.as_str())];
+    let sum = || {
+        ok(
+            &reader,
+            &["sql", "--format", "csv", "select sum(amount) s from sales"],
+            &catalog,
+        )
+    };
+    let part_size = || {
+        let listed = ok(&laptop, &["datasets", "--json"], &[]);
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        let dir = listed[0]["location"].as_str().unwrap().to_string();
+        let part = std::fs::read_dir(dir).unwrap().flatten().next().unwrap();
+        part.metadata().unwrap().len()
+    };
+    let csv = laptop.path().join("s.csv");
+    std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
+    ok(
+        &laptop,
+        &["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"],
+        &[],
+    );
+    let first_size = part_size();
+    ok(&laptop, &["push", "--to", &target], &[]);
+    assert_eq!(sum(), "s\n7\n");
+
+    ok(&laptop, &["drop", "sales"], &[]);
+    std::fs::write(&csv, "region,amount\neu,5\nus,6\n").unwrap();
+    ok(
+        &laptop,
+        &["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"],
+        &[],
+    );
+    assert_eq!(
+        part_size(),
+        first_size,
+        "the case under test: same version, same part size"
+    );
+    let pushed = ok(&laptop, &["push", "--to", &target], &[]);
+    assert!(
+        pushed.contains("sales: pushed v1") && pushed.contains("1 new part(s)"),
+        "{pushed}"
+    );
+    assert_eq!(sum(), "s\n11\n");
+}
+
+/// The part cache of a reader over an `s3://` catalog stays within
+/// `cache_max_bytes`: the least recently used dataset's parts go first,
+/// and a version larger than the whole cache is refused with the setting
+/// to raise.
+#[test]
+fn the_part_cache_stays_within_its_bound() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = Bucket::create(&aws, "hakiri-cache");
+    let env = bucket.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let target = bucket.url("t");
+    let (laptop, reader) = (Home::new(), Home::new());
+    let run = |home: &Home, args: &[&str], extra: &[(&str, &str)]| {
+        let all: Vec<(&str, &str)> = env.iter().chain(extra).copied().collect();
+        run_with(BIN, home.path(), args, &all, &[])
+    };
+    let ok = |home: &Home, args: &[&str], extra: &[(&str, &str)]| {
+        let out = run(home, args, extra);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let ingest = |name: &str, rows: usize| {
+        let csv = laptop.path().join(format!("{name}.csv"));
+        let body: String = (0..rows)
+            .map(|i| format!("{i},{}\n", i * 7919 % 10007))
+            .collect();
+        std::fs::write(&csv, format!("id,amount\n{body}")).unwrap();
+        ok(
+            &laptop,
+            &["ingest", csv.to_str().unwrap(), "--as", name, "-q"],
+            &[],
+        );
+    };
+    ingest("a", 3);
+    ingest("b", 3);
+    ingest("big", 5000);
+    ok(&laptop, &["push", "--to", &target], &[]);
+    let size = |name: &str| -> u64 {
+        let m: serde_json::Value =
+            serde_json::from_slice(&bucket.get(&format!("t/datasets/{name}/v1.json")).unwrap())
+                .unwrap();
+        m["parts"][0]["size"].as_u64().unwrap()
+    };
+    let (a, b, big) = (size("a"), size("b"), size("big"));
+    let cap = (a + b - 1).to_string();
+    assert!(big > a + b, "big must outgrow the cache: {big} vs {cap}");
+    let reading = [
+        ("HAKIRI_CATALOG__URL", target.as_str()),
+        ("HAKIRI_S3_SYNC__CACHE_MAX_BYTES", cap.as_str()),
+    ];
+    let count = |name: &str| {
+        ok(
+            &reader,
+            &[
+                "sql",
+                "--format",
+                "csv",
+                &format!("select count(*) n from {name}"),
+            ],
+            &reading,
+        )
+    };
+    let cached = || {
+        let mut out = Vec::new();
+        let mut dirs = vec![reader.path().join("cache/s3")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    dirs.push(e.path());
+                } else if e.path().extension().is_some_and(|x| x == "parquet") {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(count("a"), "n\n3\n");
+    std::thread::sleep(Duration::from_millis(20)); // distinct last-use times
+    assert_eq!(count("b"), "n\n3\n");
+    let after = cached();
+    assert!(
+        after.len() == 1 && after[0].contains("/datasets/b/parts/"),
+        "a's part is evicted, b's kept: {after:?}"
+    );
+
+    let out = run(&reader, &["sql", "select count(*) from big"], &reading);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("`big` v1 is {big} bytes, more than the part cache holds ([s3-sync] cache_max_bytes = {cap})")),
+        "{err}"
+    );
+    assert!(
+        cached().iter().all(|p| !p.contains("/datasets/big/")),
+        "nothing of big is fetched"
+    );
+}
+
+/// S3 throttles with `503 SlowDown`: a push and a read through an `s3://`
+/// catalog wait and retry (object_store's backoff) instead of failing.
+#[test]
+fn a_throttling_server_is_waited_out() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = Bucket::create(&aws, "hakiri-throttle");
+    let target = bucket.url("t");
+    let (laptop, reader) = (Home::new(), Home::new());
+    let ok = |home: &Home, args: &[&str], env: &[(&'static str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = run_with(BIN, home.path(), args, &env, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let csv = laptop.path().join("s.csv");
+    std::fs::write(&csv, "region,amount\neu,3\nus,4\n").unwrap();
+    ok(
+        &laptop,
+        &["ingest", csv.to_str().unwrap(), "--as", "sales", "-q"],
+        &[],
+    );
+
+    let pushing = Throttled::start(&aws, 3);
+    let pushed = ok(
+        &laptop,
+        &["push", "--to", &target],
+        &bucket.env_via(&pushing.endpoint),
+    );
+    assert!(pushed.contains("sales: pushed v1"), "{pushed}");
+    assert_eq!(pushing.throttled(), 3, "the push met the throttling");
+
+    let reading = Throttled::start(&aws, 3);
+    let mut env = bucket.env_via(&reading.endpoint);
+    env.push(("HAKIRI_CATALOG__URL", target.clone()));
+    let sum = ok(
+        &reader,
+        &["sql", "--format", "csv", "select sum(amount) s from sales"],
+        &env,
+    );
+    assert_eq!(sum, "s\n7\n");
+    assert_eq!(reading.throttled(), 3, "the read met the throttling");
 }
