@@ -43,6 +43,17 @@ pip_install() {
   venv_on && python3 -m pip install --quiet --disable-pip-version-check "$@"
 }
 
+# Build scripts link with the host's `cc`, and the gates strip with binutils:
+# a fresh Debian has neither.
+if ! need cc || ! need strip; then
+  if [ "$(id -u)" = 0 ] && need apt-get; then
+    apt-get update -qq && apt-get install -y -qq gcc binutils >/dev/null
+  else
+    echo "a C compiler (cc) and binutils are needed: apt-get install gcc binutils (or your system's equivalent)" >&2
+    exit 1
+  fi
+fi
+
 # zig is the musl C/C++ toolchain DuckDB needs; cargo-zigbuild drives it.
 if ! need cargo-zigbuild || ! python3 -c 'import ziglang' 2>/dev/null; then
   pip_install ziglang==0.17.1 cargo-zigbuild==0.24.1

@@ -15,8 +15,9 @@ find_pg_bin() {
   if command -v initdb >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v initdb)")"
   else ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; fi
 }
+# apt as root, else through sudo (GitHub's runners).
+sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
 if [ -z "$(find_pg_bin)" ]; then
-  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
   $sudo_ apt-get update -qq >/dev/null
   $sudo_ apt-get install -y -qq postgresql >/dev/null
 fi
@@ -65,16 +66,16 @@ command -v cfn-lint >/dev/null 2>&1 \
   || pip_install cfn-lint
 export HAKIRI_TEST_CFN_LINT=cfn-lint
 if ! command -v zip >/dev/null 2>&1 || ! command -v unzip >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq zip unzip >/dev/null
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq zip unzip >/dev/null
 fi
 
 # podman builds the FROM-scratch images (running them fails in this
 # sandbox; the test runs their entrypoints from the unpacked root instead).
-command -v podman >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq podman >/dev/null; }
+command -v podman >/dev/null 2>&1 || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq podman >/dev/null; }
 export HAKIRI_TEST_PODMAN=podman
 
 # ruby -c checks the generated Homebrew formulae.
-command -v ruby >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq ruby >/dev/null; }
+command -v ruby >/dev/null 2>&1 || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq ruby >/dev/null; }
 export HAKIRI_TEST_RUBY=ruby
 
 # Every service test runs here: a missing variable fails it instead of skipping it.

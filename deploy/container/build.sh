@@ -2,7 +2,8 @@
 # Builds the image of one profile from its built static binary:
 #   deploy/container/build.sh core|full|coord [VERSION] [REVISION]
 # Tags ghcr.io/hakiri-dev/hakiri-<profile>:<version>, :<major>.<minor> and
-# :latest. Uses podman (daemonless) if present, else docker.
+# :latest. Uses podman (daemonless) if present, else docker; HAKIRI_CONTAINER_TOOL
+# chooses.
 set -eu
 profile="${1:?usage: build.sh core|full|coord [version] [revision]}"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,9 +23,16 @@ esac
 [ -x "$binary" ] || { echo "build.sh: $binary is not built; run \`cargo gates check\` first" >&2; exit 1; }
 certs=/etc/ssl/certs/ca-certificates.crt
 [ -f "$certs" ] || { echo "build.sh: no CA bundle at $certs (Debian: apt-get install ca-certificates)" >&2; exit 1; }
-if command -v podman >/dev/null 2>&1; then tool=podman; elif command -v docker >/dev/null 2>&1; then tool=docker; else
-  echo "build.sh: needs podman or docker" >&2; exit 1
+# HAKIRI_CONTAINER_TOOL picks one (CI pushes with the docker it logged in).
+tool="${HAKIRI_CONTAINER_TOOL:-}"
+if [ -z "$tool" ]; then
+  if command -v podman >/dev/null 2>&1; then tool=podman; elif command -v docker >/dev/null 2>&1; then tool=docker; fi
 fi
+case "$tool" in
+  podman|docker) command -v "$tool" >/dev/null 2>&1 || { echo "build.sh: $tool is not installed" >&2; exit 1; } ;;
+  "") echo "build.sh: needs podman or docker" >&2; exit 1 ;;
+  *) echo "build.sh: HAKIRI_CONTAINER_TOOL must be podman or docker, not \`$tool\`" >&2; exit 1 ;;
+esac
 context="$(mktemp -d)"
 trap 'rm -rf "$context"' EXIT
 trap 'exit 130' INT TERM

@@ -147,6 +147,30 @@ mod tests {
         assert!(err.contains("needs at least 7"), "{err}");
     }
 
+    /// Recorded runs (`cargo gates soak --state`), judged as CI would.
+    fn recorded(name: &str) -> Verdict {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/soak")
+            .join(name);
+        judge(&load(&path).unwrap(), 0.05).unwrap()
+    }
+
+    #[test]
+    fn a_recorded_drifting_run_fails_and_a_recorded_flat_one_passes() {
+        // hakiri-full, 10 minutes: 156 -> 177 MB.
+        let drifting = recorded("full-10m-drifting.jsonl");
+        assert!(!drifting.ok());
+        assert!(
+            drifting.failures
+                == ["RSS drifted +13.3% from the first seventh to the last (limit ±5%)"],
+            "{drifting:?}"
+        );
+        // hakiri-coord, 3 minutes, flat.
+        let flat = recorded("coord-3m-flat.jsonl");
+        assert!(flat.ok(), "{flat:?}");
+        assert!(flat.calls > 1000 && flat.errors == 0, "{flat:?}");
+    }
+
     #[test]
     fn state_files_round_trip_and_name_a_bad_line() {
         let dir = tempfile::tempdir().unwrap();

@@ -6,9 +6,9 @@
 //! * `cargo gates diff OLD.json NEW.json`
 //! * `cargo gates size [--profile core] [--by crate|capability] [--json]`
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use hakiri_gates::{check, diff, release, size, soak, workspace};
+use hakiri_gates::{check, diff, prefetch, release, size, soak, workspace};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,6 +69,15 @@ enum Command {
     },
     /// Per-profile deltas between two gate reports.
     Diff { old: PathBuf, new: PathBuf },
+    /// A binary's start-up prefetch table: print it, or apply a release's
+    /// published one (to check a stripped rebuild against the release).
+    Prefetch {
+        /// The binary.
+        binary: PathBuf,
+        /// A `<profile>-<version>.prefetch.json` to write into the binary.
+        #[arg(long)]
+        apply: Option<PathBuf>,
+    },
     /// Release trees from the gated binaries: tarballs, the Lambda zip,
     /// SBOMs and checksums per profile (run `cargo gates check` first).
     Release {
@@ -191,6 +200,17 @@ fn run() -> Result<ExitCode> {
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prefetch { binary, apply } => {
+            match apply {
+                Some(table) => prefetch::apply(&table, &binary)?,
+                None => {
+                    let table = prefetch::read_table(&binary)?
+                        .with_context(|| format!("{} has no prefetch table", binary.display()))?;
+                    println!("{}", serde_json::to_string_pretty(&table)?);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -36,8 +36,10 @@ impl Workload {
 /// Ranges of file pages: (first page, page count).
 pub type Ranges = Vec<(u32, u32)>;
 
-/// A binary's prefetch table.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// A binary's prefetch table. Releases publish it (`<profile>-<version>.prefetch.json`):
+/// it is the one part of a shipped binary that depends on the recording
+/// run, so a stripped rebuild with it applied ([`apply`]) is the shipped file.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Table {
     /// Asked for before `main`.
     pub start: Ranges,
@@ -194,7 +196,9 @@ pub fn table_offset(data: &[u8]) -> Result<Option<usize>> {
     Ok(first)
 }
 
-fn write_table(bin: &Path, table: &Table) -> Result<()> {
+/// Writes `table` into `bin`'s prefetch table, zeroing the unused slots,
+/// so the result depends on the table alone, not on what was there before.
+pub fn write_table(bin: &Path, table: &Table) -> Result<()> {
     let mut data = std::fs::read(bin)?;
     let at = table_offset(&data)?.context("no prefetch table")?;
     let end = at + RANGES_OFFSET + MAX_RANGES * 8;
@@ -208,11 +212,26 @@ fn write_table(bin: &Path, table: &Table) -> Result<()> {
     let mut put = |o: usize, v: u32| data[o..o + 4].copy_from_slice(&v.to_le_bytes());
     put(at + COUNT_OFFSET, ranges.len() as u32);
     put(at + START_COUNT_OFFSET, table.start.len() as u32);
-    for (i, (first, count)) in ranges.iter().enumerate() {
-        put(at + RANGES_OFFSET + i * 8, *first);
-        put(at + RANGES_OFFSET + i * 8 + 4, *count);
+    for i in 0..MAX_RANGES {
+        let (first, count) = ranges.get(i).copied().unwrap_or((0, 0));
+        put(at + RANGES_OFFSET + i * 8, first);
+        put(at + RANGES_OFFSET + i * 8 + 4, count);
     }
     std::fs::write(bin, data).with_context(|| format!("cannot patch {}", bin.display()))
+}
+
+/// `cargo gates prefetch --apply TABLE BIN`: writes a published table
+/// (JSON) into a binary, e.g. a stripped rebuild being checked against a release.
+pub fn apply(table_json: &Path, bin: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(table_json)
+        .with_context(|| format!("cannot read {}", table_json.display()))?;
+    let table: Table = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a prefetch table (a release's <profile>-<version>.prefetch.json)",
+            table_json.display()
+        )
+    })?;
+    write_table(bin, &table)
 }
 
 /// The table as shipped in `bin`: `None` without one.

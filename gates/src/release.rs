@@ -5,6 +5,7 @@
 //! dist/hakiri-core/hakiri-core-0.1.0-x86_64-unknown-linux-musl.tar.gz   hakiri, LICENSE, README.md, hakiri.toml
 //! dist/hakiri-core/hakiri-core-lambda-0.1.0-x86_64.zip                  (core only) the Lambda bootstrap
 //! dist/hakiri-core/hakiri-core-0.1.0.cdx.json                           CycloneDX SBOM of exactly this profile
+//! dist/hakiri-core/hakiri-core-0.1.0.prefetch.json                      the binary's start-up prefetch table
 //! dist/hakiri-core/hakiri-core-0.1.0-SHA256SUMS                         every file above
 //! dist/VERSION, dist/install.sh, dist/gates-report.json, dist/RELEASE-NOTES.md
 //! dist/homebrew/{hakiri,hakiri-core,hakiri-coord}.rb                     formulae for the tap
@@ -94,6 +95,14 @@ pub fn release(ws: &Workspace, opts: &Options) -> Result<Vec<PathBuf>> {
             tree.join(format!("{name}-{version}.cdx.json")),
             serde_json::to_vec_pretty(&bom)?,
         )?;
+        // The one run-dependent part of the binary, published so a rebuild
+        // can be checked byte for byte (`cargo gates prefetch --apply`).
+        if let Some(table) = crate::prefetch::read_table(&binary)? {
+            std::fs::write(
+                tree.join(format!("{name}-{version}.prefetch.json")),
+                serde_json::to_vec_pretty(&table)?,
+            )?;
+        }
         checksums(&tree, &format!("{name}-{version}-SHA256SUMS"))?;
         trees.push(tree);
     }

@@ -1,6 +1,7 @@
 //! `cargo gates soak`: drives a mix of calls against a running daemon (MCP
-//! tool listing, SQL, vector search, scheduler status, and a refresh job
-//! re-ingesting a dataset every 5 s), samples RSS into a state file, and
+//! tool listing, SQL, vector and full-text search, scheduler status, an
+//! agent's ingest every 300 calls, and a refresh job re-ingesting a
+//! dataset every 5 s), samples RSS into a state file, and
 //! judges it ([`crate::judge`]): the last seventh within ±5% of the first.
 
 use crate::judge::{judge, Sample, Verdict};
@@ -61,11 +62,13 @@ enum Driver {
         session: Option<String>,
         next_id: u64,
         bearer: String,
+        /// A CSV the agent re-ingests now and then (under `[connectors] allow_paths`).
+        agent_csv: String,
     },
 }
 
 impl Driver {
-    fn new(profile: &str, ready: &str, token: String) -> Result<Driver> {
+    fn new(profile: &str, ready: &str, token: String, home: &std::path::Path) -> Result<Driver> {
         match profile {
             "hakiri-coord" => Ok(Driver::Coord {
                 addr: service_addr(ready, "coord-api")
@@ -80,6 +83,7 @@ impl Driver {
                     session: None,
                     next_id: 1,
                     bearer: format!("Bearer {token}"),
+                    agent_csv: home.join("agent.csv").display().to_string(),
                 };
                 d.mcp_initialize()?;
                 Ok(d)
@@ -141,22 +145,37 @@ impl Driver {
                     resp.body
                 );
             }
-            Driver::Mcp { next_id, .. } => {
+            Driver::Mcp {
+                next_id, agent_csv, ..
+            } => {
                 *next_id += 1;
                 let id = *next_id;
-                let (method, params) = match id % 4 {
+                let agent_csv = agent_csv.clone();
+                let (method, params) = match id % 6 {
                     0 => ("tools/list", "{}".to_string()),
-                    3 => (
-                        "tools/call",
-                        r#"{"name":"engine.query","arguments":{"sql":"select region, sum(amount) from soak group by 1"}}"#.to_string(),
-                    ),
                     1 => (
                         "tools/call",
                         r#"{"name":"vector.nearest","arguments":{"vectors":[[0,0],[1,1],[2,2],[3,3]],"query":[1.1,1.0],"k":1}}"#.to_string(),
                     ),
-                    _ => (
+                    2 => (
                         "tools/call",
                         r#"{"name":"scheduler.status","arguments":{}}"#.to_string(),
+                    ),
+                    4 => (
+                        "tools/call",
+                        r#"{"name":"search.text","arguments":{"documents":["the sales of the eu region","us orders by amount","a whale of a quarter"],"query":"sales AND region","limit":2}}"#.to_string(),
+                    ),
+                    // An agent re-ingests a dataset now and then (replace: a
+                    // new version, the old one retained, then swept).
+                    5 if id % 300 == 5 => (
+                        "tools/call",
+                        format!(
+                            r#"{{"name":"datasets.ingest","arguments":{{"sources":[{agent_csv:?}],"name":"agent_soak"}}}}"#
+                        ),
+                    ),
+                    _ => (
+                        "tools/call",
+                        r#"{"name":"engine.query","arguments":{"sql":"select region, sum(amount) from soak group by 1"}}"#.to_string(),
                     ),
                 };
                 let body = format!(
@@ -196,11 +215,15 @@ pub fn run(
     // dataset every few seconds for the whole soak.
     if package == "hakiri-full" {
         std::fs::write(home.join("soak.csv"), "region,amount\neu,1\nus,2\n")?;
+        let rows: String = (0..10_000).map(|i| format!("{i},{}\n", i % 97)).collect();
+        std::fs::write(home.join("agent.csv"), format!("id,amount\n{rows}"))?;
         std::fs::write(
             home.join("hakiri.toml"),
             format!(
-                "[[refresh]]\ndataset = \"soak\"\nsource = \"{}\"\nevery = \"5s\"\n",
-                home.join("soak.csv").display()
+                "[[refresh]]\ndataset = \"soak\"\nsource = \"{}\"\nevery = \"5s\"\n\
+                 [connectors]\nallow_paths = [{:?}]\n",
+                home.join("soak.csv").display(),
+                home.join("agent.csv").display().to_string()
             ),
         )?;
     }
@@ -223,7 +246,7 @@ pub fn run(
         None => None,
     };
     let running = probe::start_serve(&bin, &home)?;
-    let mut driver = Driver::new(&package, &running.ready_line, token)?;
+    let mut driver = Driver::new(&package, &running.ready_line, token, &home)?;
     let warmup = (duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(3600));
     let interval = (duration / 100).clamp(Duration::from_secs(1), Duration::from_secs(300));
     let start = Instant::now();

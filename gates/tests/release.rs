@@ -339,6 +339,69 @@ fn install_sh_installs_each_profile_and_refuses_what_it_must() {
         text(&out.stderr)
     );
 
+    // Unsupported platforms are refused by name, before any download: a
+    // `uname` shim first on PATH plays macOS, then an ARM Linux.
+    let shim = tempfile::tempdir().unwrap();
+    for (os, arch, refusal) in [
+        ("Darwin", "arm64", "no build for Darwin yet"),
+        ("Linux", "aarch64", "no build for aarch64 yet"),
+    ] {
+        let uname = shim.path().join("uname");
+        std::fs::write(
+            &uname,
+            format!("#!/bin/sh\ncase \"$1\" in -s) echo {os} ;; -m) echo {arch} ;; *) echo {os} ;; esac\n"),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&uname).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&uname, perms).unwrap();
+        let path = format!(
+            "{}:{}",
+            shim.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = Command::new("sh")
+            .arg(&script)
+            .arg(format!("--prefix={}", clean.path().display()))
+            .env("HAKIRI_INSTALL_BASE_URL", &base)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{os} {arch}");
+        assert!(text(&out.stderr).contains(refusal), "{}", text(&out.stderr));
+    }
+    assert!(std::fs::read_dir(clean.path()).unwrap().next().is_none());
+
+    // Without --prefix, a user installs into ~/.local/bin (as root, the
+    // test runs the script as `nobody`: root's /usr/local/bin stays untouched).
+    let home = tempfile::tempdir().unwrap();
+    let mut perms = std::fs::metadata(home.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o777);
+    std::fs::set_permissions(home.path(), perms).unwrap();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| text(&o.stdout).trim() == "0");
+    let mut user = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"]);
+        c
+    } else {
+        Command::new("sh")
+    };
+    let out = user
+        .arg(&script)
+        .arg("--profile=coord")
+        .env("HAKIRI_INSTALL_BASE_URL", &base)
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        profile_of(&home.path().join(".local/bin/hakiri")),
+        "hakiri-coord"
+    );
+
     let out = install(&["--uninstall", &prefix_arg], &base);
     assert!(out.status.success());
     assert!(!installed.exists());
@@ -474,6 +537,63 @@ fn each_binary_embeds_the_crates_its_sbom_lists() {
             embedded.iter().any(|d| d.starts_with("duckdb@")),
             profile != "hakiri-coord",
             "{profile}"
+        );
+    }
+}
+
+/// The prefetch table is the one part of a shipped binary that depends on
+/// the recording run; each tree publishes it, and writing it into a build
+/// without one (`cargo gates prefetch --apply`) gives back the released
+/// binary byte for byte.
+#[test]
+fn the_published_prefetch_table_turns_a_rebuild_into_the_released_binary() {
+    let version = workspace_version(&workspace()).unwrap();
+    let out = released();
+    for profile in ["hakiri-coord", "hakiri-core", "hakiri-full"] {
+        let tree = out.join(profile);
+        let table = tree.join(format!("{profile}-{version}.prefetch.json"));
+        let published: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&table).expect("a published table")).unwrap();
+        assert!(
+            published["start"].as_array().is_some_and(|s| !s.is_empty()),
+            "{profile}: {published}"
+        );
+        let unpacked = tempfile::tempdir().unwrap();
+        let tarball = tree.join(format!(
+            "{profile}-{version}-x86_64-unknown-linux-musl.tar.gz"
+        ));
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(unpacked.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let shipped = std::fs::read(unpacked.path().join(format!(
+            "{profile}-{version}-x86_64-unknown-linux-musl/hakiri"
+        )))
+        .unwrap();
+        // A rebuild's stripped binary: the same bytes with an empty table.
+        let rebuild = unpacked.path().join("rebuild");
+        std::fs::write(&rebuild, &shipped).unwrap();
+        hakiri_gates::prefetch::write_table(&rebuild, &Default::default()).unwrap();
+        assert_ne!(
+            std::fs::read(&rebuild).unwrap(),
+            shipped,
+            "{profile}: the table was blanked"
+        );
+        let applied = Command::new(env!("CARGO_BIN_EXE_hakiri-gates"))
+            .arg("prefetch")
+            .arg(&rebuild)
+            .arg("--apply")
+            .arg(&table)
+            .output()
+            .unwrap();
+        assert!(applied.status.success(), "{}", text(&applied.stderr));
+        assert!(
+            std::fs::read(&rebuild).unwrap() == shipped,
+            "{profile}: the rebuild with the published table differs from the released binary"
         );
     }
 }
