@@ -182,8 +182,11 @@ impl Driver {
                     r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
                 );
                 let resp = self.mcp_post(&body)?;
+                // A tool that fails still answers with a result, flagged isError.
                 anyhow::ensure!(
-                    resp.status == 200 && resp.body.contains("\"result\""),
+                    resp.status == 200
+                        && resp.body.contains("\"result\"")
+                        && !resp.body.contains("\"isError\":true"),
                     "MCP {method} answered {}: {}",
                     resp.status,
                     resp.body
@@ -226,6 +229,17 @@ pub fn run(
                 home.join("agent.csv").display().to_string()
             ),
         )?;
+    }
+    // The refreshed dataset exists before the first call (the refresh job's
+    // first run comes a moment after start-up).
+    if package == "hakiri-full" {
+        let csv = home.join("soak.csv").display().to_string();
+        let out = hakiri_testkit::run(&bin, &home, &["ingest", &csv, "--as", "soak", "-q"]);
+        anyhow::ensure!(
+            out.status.success(),
+            "cannot ingest the soak's dataset: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The daemon is driven as a remote agent would: with a token.
     let token = hakiri_testkit::mint_token(
