@@ -14,21 +14,9 @@ use std::time::{Duration, Instant};
 
 pub const MAX_DRIFT: f64 = 0.05;
 
+/// The kernel's duration syntax (90s, 10m, 2h, 7d), as everywhere else.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .with_context(|| format!("`{s}` is not a duration; use e.g. 90s, 10m, 2h, 7d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => bail!("`{s}`: unknown unit `{unit}`; use s, m, h or d"),
-    };
-    Ok(Duration::from_secs(secs))
+    hakiri_kernel::clock::parse_duration(s).map_err(anyhow::Error::msg)
 }
 
 /// One request over a fresh connection to a loopback server (testkit's client).
