@@ -262,7 +262,7 @@ async fn fetch(
         let _ = std::fs::remove_file(&partial);
         bail!("{url} is {got} bytes, but its manifest says {size}: the bucket holds a different part; push again");
     }
-    let sha256 = crate::layout::hex(&hasher.finalize());
+    let sha256 = hex::encode(hasher.finalize());
     if want.sha256.as_ref().is_some_and(|w| *w != sha256) {
         let _ = std::fs::remove_file(&partial);
         bail!("{url} has SHA-256 {sha256}, but its manifest says {}: the bucket holds a different part; push again", want.sha256.as_deref().unwrap_or_default());

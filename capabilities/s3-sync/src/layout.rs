@@ -121,11 +121,7 @@ pub fn sha256_file(path: &std::path::Path) -> anyhow::Result<String> {
         }
         hasher.update(&block[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Manifests by the URL of their version (`…/v<N>.json`). Versions are

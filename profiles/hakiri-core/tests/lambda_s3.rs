@@ -59,6 +59,29 @@ fn parquet_files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// A fresh function (a bootstrap on its own empty home) configured by `env`.
+fn iam_function(env: &[(&str, &str)]) -> (Home, Emulator, Running) {
+    let tmp = Home::new();
+    let emu = Emulator::start().unwrap();
+    let mut bootstrap = command(BIN, tmp.path());
+    bootstrap.envs(emu.env()).envs(env.iter().copied());
+    let running = Running::spawn(&mut bootstrap).unwrap();
+    (tmp, emu, running)
+}
+
+/// A Function URL event running `sql` for a caller IAM has authenticated.
+fn iam_query(sql: &str) -> Value {
+    let mut event: Value = serde_json::from_str(&http_event(
+        "POST",
+        "/tools/engine.query",
+        &json!({ "sql": sql }),
+        None,
+    ))
+    .unwrap();
+    event["requestContext"]["authorizer"] = json!({"iam": {"userArn": "arn:aws:iam::1:user/a"}});
+    event
+}
+
 /// The part files a pushed manifest lists.
 fn pushed_parts(bucket: &Bucket, manifest: &str) -> Vec<String> {
     let m: Value = serde_json::from_slice(&bucket.get(manifest).expect(manifest)).unwrap();
@@ -345,19 +368,8 @@ fn an_s3_catalog_is_read_only_and_names_a_missing_bucket() {
 
     // In a Lambda: an HTTP error naming the bucket's absence, and the
     // function keeps answering.
-    let tmp = Home::new();
-    let emu = Emulator::start().unwrap();
-    let mut bootstrap = command(BIN, tmp.path());
-    bootstrap.envs(emu.env()).envs(env.iter().copied());
-    let _running = Running::spawn(&mut bootstrap).unwrap();
-    let mut event: Value = serde_json::from_str(&http_event(
-        "POST",
-        "/tools/engine.query",
-        &json!({"sql": "select count(*) from sales"}),
-        None,
-    ))
-    .unwrap();
-    event["requestContext"]["authorizer"] = json!({"iam": {"userArn": "arn:aws:iam::1:user/a"}});
+    let (_tmp, emu, _running) = iam_function(&env);
+    let mut event = iam_query("select count(*) from sales");
     let (status, body) = call(&emu, event.to_string());
     assert_eq!(status, 422, "{body}");
     let error = body["error"].as_str().unwrap();
@@ -407,22 +419,10 @@ fn wrong_credentials_are_refused_with_the_servers_reason() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(reason) && err.lines().count() == 1, "{err}");
 
-    let tmp = Home::new();
-    let emu = Emulator::start().unwrap();
-    let mut bootstrap = command(BIN, tmp.path());
-    bootstrap
-        .envs(emu.env())
-        .envs(env)
-        .env("HAKIRI_CATALOG__URL", "s3://any-bucket/x");
-    let _running = Running::spawn(&mut bootstrap).unwrap();
-    let mut event: Value = serde_json::from_str(&http_event(
-        "POST",
-        "/tools/engine.query",
-        &json!({"sql": "select count(*) from sales"}),
-        None,
-    ))
-    .unwrap();
-    event["requestContext"]["authorizer"] = json!({"iam": {"userArn": "arn:aws:iam::1:user/a"}});
+    let mut function_env = env.to_vec();
+    function_env.push(("HAKIRI_CATALOG__URL", "s3://any-bucket/x"));
+    let (_tmp, emu, _running) = iam_function(&function_env);
+    let mut event = iam_query("select count(*) from sales");
     let (status, body) = call(&emu, event.to_string());
     assert_eq!(status, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains(reason), "{body}");

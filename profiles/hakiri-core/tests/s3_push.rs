@@ -49,56 +49,33 @@ fn a_pushed_dataset_is_pulled_and_queried_elsewhere() {
     assert_eq!(sum, "s\n7\n");
     assert!(ok(&lambda, &["pull", "--from", &target]).contains("sales: already at"));
 
-    // An append pushes only its new part; the other home catches up.
+    // An append, pushed, then pulled by the other home: what the push said, and the new sum.
     let more = laptop.path().join("more.csv");
     std::fs::write(&more, "region,amount\neu,30\nus,40\n").unwrap();
-    ok(
-        &laptop,
-        &[
-            "ingest",
-            more.to_str().unwrap(),
-            "--as",
-            "sales",
-            "--mode",
-            "append",
-            "-q",
-        ],
-    );
-    let again = ok(&laptop, &["push", "--to", &target]);
+    let append_push_pull = || {
+        let csv = more.to_str().unwrap();
+        ok(
+            &laptop,
+            &["ingest", csv, "--as", "sales", "--mode", "append", "-q"],
+        );
+        let pushed = ok(&laptop, &["push", "--to", &target]);
+        ok(&lambda, &["pull", "--from", &target, "sales"]);
+        let sql = ["sql", "--format", "csv", "select sum(amount) s from sales"];
+        (pushed, ok(&lambda, &sql))
+    };
+    // It pushes only its new part; the other home catches up.
+    let (again, sum) = append_push_pull();
     assert!(
         again.contains("sales: pushed v2") && again.contains("1 new part(s)"),
         "{again}"
     );
-    ok(&lambda, &["pull", "--from", &target, "sales"]);
-    let sum = ok(
-        &lambda,
-        &["sql", "--format", "csv", "select sum(amount) s from sales"],
-    );
     assert_eq!(sum, "s\n77\n");
-
     // The same rows appended again make a part of the same bytes: nothing
     // new to upload, and the rows still count twice.
-    ok(
-        &laptop,
-        &[
-            "ingest",
-            more.to_str().unwrap(),
-            "--as",
-            "sales",
-            "--mode",
-            "append",
-            "-q",
-        ],
-    );
-    let same = ok(&laptop, &["push", "--to", &target]);
+    let (same, sum) = append_push_pull();
     assert!(
         same.contains("sales: pushed v3") && same.contains("0 new part(s)"),
         "{same}"
-    );
-    ok(&lambda, &["pull", "--from", &target, "sales"]);
-    let sum = ok(
-        &lambda,
-        &["sql", "--format", "csv", "select sum(amount) s from sales"],
     );
     assert_eq!(sum, "s\n147\n");
 
