@@ -35,9 +35,26 @@ where
     }
 }
 
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err(message)` without the hook's line:
+/// for a library that panics on input it should have refused (e.g. a
+/// damaged file), where the caller reports the error itself.
+pub fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result.map_err(|p| message(&*p))
+}
+
 /// The CLI's panic hook: one line on stderr, no backtrace hint.
 pub fn install_hook() {
     std::panic::set_hook(Box::new(|info| {
+        if QUIET.with(|q| q.get()) {
+            return;
+        }
         // `hakiri … | head`: the reader left; stop quietly, as Unix tools do.
         let text = message(info.payload());
         if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {

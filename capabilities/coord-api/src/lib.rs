@@ -1,18 +1,28 @@
 //! `coord-api`: the coordinator's HTTP API, served with axum.
 //!
 //! * `GET /health` — `{"status": "ok", "profile": <binary profile>}` (open)
-//! * `GET /v1/cluster` — the output of the `raft.status` tool; needs a bearer
-//!   token granting it (401 without a valid token, 403 when the token does
-//!   not grant the tool, 500 with `{"error": ...}` when it fails).
+//! * `GET /openapi.json` — the API described (open)
+//! * `/v1/...` — each route calls one tool (see [`routes`]) for the caller's
+//!   bearer token: 401 without a valid token, 403 when the token does not
+//!   grant the tool, 400 for malformed input, 404 for an absent key or lease,
+//!   409 when a condition failed (`succeeded: false`: a compare-and-swap, a
+//!   fence, a held lease), 503 with `{"error": ...}` when the cluster cannot
+//!   answer (no leader), 500 otherwise.
 //!
-//! Reading and changing cluster state are separate tools (`raft.status`
-//! reads), so a token grants one without the other.
+//! Any node answers: a follower forwards writes and linearizable reads to
+//! the leader itself, so clients need no redirect handling.
+//!
+//! Reading and changing cluster state are separate tools, so a token grants
+//! one without the other.
+
+mod openapi;
+mod routes;
 
 use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use hakiri_kernel::{
     Caller, CheckOutcome, Context, Credential, FrontDoor, KernelError, Registrar, RunningService,
@@ -65,7 +75,7 @@ impl Default for CoordApiConfig {
 
 /// What every handler shares: the kernel and the in-flight cap.
 #[derive(Clone)]
-struct Api {
+pub(crate) struct Api {
     ctx: Context,
     in_flight: Arc<Semaphore>,
 }
@@ -78,7 +88,23 @@ pub fn router(ctx: Context) -> Router {
         .max(1);
     Router::new()
         .route("/health", get(health))
-        .route("/v1/cluster", get(cluster))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/cluster", get(routes::cluster))
+        .route("/v1/cluster/members", post(routes::add_member))
+        .route("/v1/cluster/members/{id}", delete(routes::remove_member))
+        .route("/v1/kv", get(routes::list))
+        .route(
+            "/v1/kv/{*key}",
+            get(routes::get_key)
+                .put(routes::put_key)
+                .delete(routes::delete_key),
+        )
+        .route(
+            "/v1/leases/{name}",
+            get(routes::get_lease)
+                .post(routes::acquire)
+                .delete(routes::release),
+        )
         .with_state(Api {
             ctx,
             in_flight: Arc::new(Semaphore::new(cap)),
@@ -103,7 +129,7 @@ fn caller(headers: &HeaderMap) -> Caller {
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, message: String) -> Response {
     let mut response = (status, Json(json!({ "error": message }))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
@@ -115,7 +141,7 @@ fn error(status: StatusCode, message: String) -> Response {
 }
 
 /// Calls `tool` for the request's caller, admitted by `[coord-api] auth`.
-async fn call_for(api: &Api, headers: &HeaderMap, tool: &str, input: Value) -> Response {
+pub(crate) async fn call_for(api: &Api, headers: &HeaderMap, tool: &str, input: Value) -> Response {
     let Ok(_slot) = api.in_flight.clone().try_acquire_owned() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -130,14 +156,17 @@ async fn call_for(api: &Api, headers: &HeaderMap, tool: &str, input: Value) -> R
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),
     };
     match ctx.call(tool, input).await {
-        Ok(value) => Json(value).into_response(),
+        Ok(value) => routes::status_of(&value).map_or_else(
+            || Json(value.clone()).into_response(),
+            |status| (status, Json(value.clone())).into_response(),
+        ),
         Err(e @ ToolError::Denied { .. }) => error(StatusCode::FORBIDDEN, e.to_string()),
+        Err(e @ ToolError::InvalidInput { .. }) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) if routes::unavailable(&e.to_string()) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
-}
-
-async fn cluster(State(api): State<Api>, headers: HeaderMap) -> Response {
-    call_for(&api, &headers, "raft.status", json!({})).await
 }
 
 async fn bind(listen: &str) -> anyhow::Result<TcpListener> {

@@ -1,205 +1,146 @@
-//! `raft`: Raft consensus with openraft. Runs a single-node cluster over an
-//! in-memory log and key-value state machine (service `raft`), and reports its
-//! status (tool `raft.status`).
+//! `raft`: the coordinators' Raft cluster (openraft). Each node keeps its
+//! log, vote and snapshots on disk (`store`), talks to its peers over HTTP
+//! (`network`, `peer`), and serves a replicated key-value store with
+//! compare-and-swap and fenced leases (`store::machine`) through tools
+//! (`tools`) that followers forward to the leader (`node`). `cli` adds
+//! `hakiri cluster init|join|status|remove`.
 
+mod cli;
+mod config;
+mod http;
 mod network;
+mod node;
+mod peer;
 mod store;
+mod tools;
+
+pub use config::RaftConfig;
+pub use node::{Change, Node, NodeError, Read};
+pub use store::{Fence, Lease, Request, Response, StoreError, Versioned};
 
 use anyhow::Context as _;
-use hakiri_kernel::{
-    CheckOutcome, Context, KernelError, Registrar, RunningService, Section, Shutdown, Tool,
-    ToolError,
-};
-use openraft::{BasicNode, Raft, RaftMetrics, ServerState};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, RunningService, Shutdown};
+use openraft::{BasicNode, Raft, ServerState};
 use std::collections::BTreeMap;
 use std::io::Cursor;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-pub use store::{LogStore, StateMachine};
 
 hakiri_kernel::capability!(register);
 
 openraft::declare_raft_types!(
-    /// The types of Hakiri's Raft cluster: `u64` node ids, `BasicNode`s,
-    /// key-value `Request`s and in-memory (`Cursor<Vec<u8>>`) snapshots.
+    /// The types of Hakiri's Raft cluster: `u64` node ids, `BasicNode`s
+    /// (the peer URL), key-value `Request`s and in-memory snapshots.
     pub TypeConfig:
         D = Request,
         R = Response,
 );
 
-/// A client write: what the state machine applies.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Request {
-    Set { key: String, value: String },
-}
+/// How long a new one-node cluster may take to elect itself, and a joining
+/// node to be added.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What applying a `Request` returned.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Response {
-    /// The value the key had before, if any.
-    pub previous: Option<String>,
-}
-
-/// How long a fresh single node may take to elect itself.
-const LEADER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The node started by this kernel's `raft` service, for `raft.status`;
-/// kept in the kernel's state, so two kernels in one process each have theirs.
+/// The node started by this kernel's `raft` service, for the tools; kept in
+/// the kernel's state, so two kernels in one process each have theirs.
 #[derive(Default)]
-struct RunningNode(Mutex<Option<Raft<TypeConfig>>>);
+struct RunningNode(Mutex<Option<Arc<Node>>>);
 
 impl RunningNode {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Raft<TypeConfig>>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Node>>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-fn running(ctx: &Context) -> Option<Raft<TypeConfig>> {
-    ctx.state::<RunningNode>()?.slot().clone()
 }
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<RaftConfig>()?;
     r.state(RunningNode::default())?;
-    r.tool(Tool::typed(
-        "raft.status",
-        "Status of this kernel's Raft node: id, state, term, leader and last log index",
-        |_input: StatusInput, ctx| async move {
-            let raft = running(&ctx).ok_or_else(|| {
-                ToolError::Failed("raft is not running here; start it with `hakiri serve`".into())
-            })?;
-            let metrics = raft.metrics().borrow().clone();
-            Ok(Status::from(&metrics))
-        },
-    ))?;
+    tools::register(r)?;
+    r.command(cli::command(), cli::run)?;
     r.service("raft", serve)?;
     r.check(self_check);
     Ok(())
 }
 
-/// `[raft]` in hakiri.toml.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RaftConfig {
-    /// This node's id in the cluster.
-    pub node_id: u64,
-    /// How often a leader sends heartbeats, in milliseconds.
-    pub heartbeat_interval_ms: u64,
-    /// Election timeout range, in milliseconds; must exceed the heartbeat interval.
-    pub election_timeout_min_ms: u64,
-    pub election_timeout_max_ms: u64,
-}
-
-impl Section for RaftConfig {
-    const NAME: &'static str = "raft";
-}
-
-impl Default for RaftConfig {
-    fn default() -> Self {
-        RaftConfig {
-            node_id: 1,
-            heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
-        }
-    }
-}
-
-impl RaftConfig {
-    fn openraft(&self) -> Result<Arc<openraft::Config>, String> {
-        let config = openraft::Config {
-            cluster_name: "hakiri".into(),
-            heartbeat_interval: self.heartbeat_interval_ms,
-            election_timeout_min: self.election_timeout_min_ms,
-            election_timeout_max: self.election_timeout_max_ms,
-            ..Default::default()
-        };
-        config.validate().map(Arc::new).map_err(|e| {
-            format!(
-                "invalid [raft] timing: {e}; set heartbeat_interval_ms < election_timeout_min_ms < election_timeout_max_ms"
-            )
-        })
-    }
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct StatusInput {}
-
-#[derive(Debug, Serialize)]
-struct Status {
-    node_id: u64,
-    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
-    state: String,
-    term: u64,
-    leader: Option<u64>,
-    last_log_index: Option<u64>,
-}
-
-impl From<&RaftMetrics<u64, BasicNode>> for Status {
-    fn from(m: &RaftMetrics<u64, BasicNode>) -> Self {
-        Status {
-            node_id: m.id,
-            state: format!("{:?}", m.state).to_ascii_lowercase(),
-            term: m.current_term,
-            leader: m.current_leader,
-            last_log_index: m.last_log_index,
-        }
-    }
-}
-
-/// A started single-node cluster whose only member leads.
-struct Node {
-    raft: Raft<TypeConfig>,
-    state_machine: StateMachine,
-    metrics: RaftMetrics<u64, BasicNode>,
-}
-
-/// Starts a node, makes it the only member of a new cluster and waits until it
-/// leads. On failure the node is shut down again.
-async fn start_single_node(config: &RaftConfig) -> Result<Node, String> {
-    let id = config.node_id;
-    let state_machine = StateMachine::default();
+/// Opens the node's store and starts its Raft instance (not yet serving peers).
+async fn open_node(config: &RaftConfig, dir: &Path) -> anyhow::Result<Arc<Node>> {
+    let openraft = config.openraft().map_err(anyhow::Error::msg)?;
+    let (log, machine) = store::open(dir, &config.cluster, config.node_id)?;
+    let peers = network::peer_client(&config.cluster, config.secret().as_deref());
     let raft = Raft::new(
-        id,
-        config.openraft()?,
-        network::NoNetwork,
-        LogStore::default(),
-        state_machine.clone(),
+        config.node_id,
+        openraft,
+        network::Network {
+            client: peers.clone(),
+        },
+        log,
+        machine.clone(),
     )
     .await
-    .map_err(|e| format!("cannot start raft node {id}: {e}"))?;
-    let elected = async {
-        raft.initialize(BTreeMap::from([(id, BasicNode::default())]))
-            .await
-            .map_err(|e| format!("cannot initialize a single-node cluster with node {id}: {e}"))?;
-        raft.wait(Some(LEADER_TIMEOUT))
-            .metrics(
-                |m| m.state == ServerState::Leader && m.current_leader == Some(id),
-                "single-node leader",
-            )
-            .await
-            .map_err(|e| {
-                format!("raft node {id} did not become leader within {LEADER_TIMEOUT:?}: {e}")
-            })
-    };
-    match elected.await {
-        Ok(metrics) => Ok(Node {
-            raft,
-            state_machine,
-            metrics,
-        }),
-        Err(e) => {
-            let _ = raft.shutdown().await;
-            Err(e)
-        }
-    }
+    .with_context(|| format!("cannot start raft node {}", config.node_id))?;
+    Ok(Arc::new(Node {
+        id: config.node_id,
+        raft,
+        machine,
+        peers,
+    }))
 }
 
-/// The `raft` service: one node, leader of its own cluster, until shutdown.
+/// Makes a fresh node a member: of a new one-node cluster, or of the
+/// cluster at `[raft] join`. A node with a log already is a member.
+async fn become_member(node: &Node, config: &RaftConfig, advertised: &str) -> anyhow::Result<()> {
+    if node.raft.is_initialized().await? {
+        return Ok(());
+    }
+    let id = config.node_id;
+    match &config.join {
+        None => {
+            node.raft
+                .initialize(BTreeMap::from([(id, BasicNode::new(advertised))]))
+                .await
+                .with_context(|| format!("cannot initialize a new cluster with node {id}"))?;
+            node.raft
+                .wait(Some(START_TIMEOUT))
+                .metrics(
+                    |m| m.state == ServerState::Leader && m.current_leader == Some(id),
+                    "one-node leader",
+                )
+                .await
+                .with_context(|| {
+                    format!("node {id} did not become leader within {START_TIMEOUT:?}")
+                })?;
+        }
+        Some(url) => {
+            let url = format!("{}/raft/members", url.trim_end_matches('/'));
+            let change = Change::Add {
+                id,
+                addr: advertised.to_string(),
+            };
+            let deadline = std::time::Instant::now() + START_TIMEOUT;
+            loop {
+                let added: Result<serde_json::Value, _> = node
+                    .peers
+                    .json(hyper::Method::POST, &url, Some(&change), START_TIMEOUT)
+                    .await;
+                match added {
+                    Ok(_) => break,
+                    Err(e) if std::time::Instant::now() > deadline => {
+                        anyhow::bail!("node {id} could not join through {url}: {e}")
+                    }
+                    Err(http::HttpError::Status {
+                        status, message, ..
+                    }) if status == 401 || status == 409 => {
+                        anyhow::bail!("node {id} could not join through {url}: {message}")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `raft` service: this node, serving its peers, until shutdown.
 async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningService> {
     let config = ctx.section::<RaftConfig>();
     let state = ctx
@@ -208,56 +149,120 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
     if state.slot().is_some() {
         anyhow::bail!("a raft node is already running in this kernel");
     }
-    let node = start_single_node(&config)
+    let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .map_err(anyhow::Error::msg)?;
-    let raft = node.raft;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot listen on {}: {e}; set [raft] listen", config.listen)
+        })?;
+    let addr = listener.local_addr()?;
+    let secret = config.secret();
+    if secret.is_none() && !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "[raft] listens on {addr} beyond loopback without a cluster secret; set {} to the same secret on every node",
+            config.secret_env
+        );
+    }
+    let dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| ctx.config.data_dir.join("raft"));
+    let advertised = config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let node = open_node(&config, &dir).await?;
+    let app = peer::router(node.clone(), config.cluster.clone(), secret);
+    let peer_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(peer_shutdown.wait())
+            .await
+    });
+    if let Err(e) = become_member(&node, &config, &advertised).await {
+        let _ = node.raft.shutdown().await;
+        server.abort();
+        return Err(e);
+    }
     let claimed = {
         let mut slot = state.slot();
-        slot.is_none() && slot.replace(raft.clone()).is_none()
+        slot.is_none() && slot.replace(node.clone()).is_none()
     };
     if !claimed {
-        let _ = raft.shutdown().await;
+        let _ = node.raft.shutdown().await;
         anyhow::bail!("a raft node is already running in this kernel");
     }
     Ok(RunningService {
-        address: None,
+        address: Some(advertised),
         run: Box::pin(async move {
             shutdown.wait().await;
             state.slot().take();
-            raft.shutdown()
-                .await
-                .context("raft node did not shut down cleanly")
+            let stopped = node.raft.shutdown().await;
+            let _ = server.await;
+            stopped.context("raft node did not shut down cleanly")
         }),
     })
 }
 
-/// Elects a single node, commits one client write through the log and reads
-/// it back from the state machine.
+/// Elects a one-node cluster in a scratch directory, commits a write
+/// through the log, reads it back linearizably, and checks it survives a
+/// restart from disk.
 async fn self_check(ctx: Context) -> CheckOutcome {
-    let config = ctx.section::<RaftConfig>();
-    let node = match start_single_node(&config).await {
-        Ok(n) => n,
-        Err(e) => return CheckOutcome::Failed(e),
-    };
-    let write = Request::Set {
-        key: "hakiri.check".into(),
-        value: "ok".into(),
-    };
-    let outcome = match node.raft.client_write(write).await {
-        Err(e) => CheckOutcome::Failed(format!("client write failed on the leader: {e}")),
-        Ok(_) if node.state_machine.get("hakiri.check").as_deref() != Some("ok") => {
-            CheckOutcome::Failed("a committed write was not applied to the state machine".into())
-        }
-        Ok(resp) => CheckOutcome::Ok(format!(
-            "single-node leader elected at term {}; committed and applied a write at log index {}",
-            node.metrics.current_term, resp.log_id.index
-        )),
-    };
-    if let Err(e) = node.raft.shutdown().await {
-        return CheckOutcome::Failed(format!("raft node did not shut down cleanly: {e}"));
+    match check(&ctx).await {
+        Ok(detail) => CheckOutcome::Ok(detail),
+        Err(e) => CheckOutcome::Failed(format!("{e:#}")),
     }
-    outcome
+}
+
+async fn check(ctx: &Context) -> anyhow::Result<String> {
+    let mut config = (*ctx.section::<RaftConfig>()).clone();
+    config.join = None;
+    let dir = tempfile::tempdir().context("cannot make a scratch directory")?;
+    let node = open_node(&config, dir.path()).await?;
+    let written = async {
+        become_member(&node, &config, "http://127.0.0.1:0").await?;
+        let put = Request::Put {
+            key: "hakiri.check".into(),
+            value: "ok".into(),
+            expect: Some(0),
+            fence: None,
+        };
+        let resp = node.write(put).await?;
+        anyhow::ensure!(resp.succeeded, "the check's write did not apply: {resp:?}");
+        Ok(node.metrics())
+    }
+    .await;
+    node.raft
+        .shutdown()
+        .await
+        .context("raft node did not shut down")?;
+    let metrics = written?;
+    drop(node);
+    let again = open_node(&config, dir.path()).await?;
+    let value = async {
+        again
+            .raft
+            .wait(Some(START_TIMEOUT))
+            .state(ServerState::Leader, "leader after restart")
+            .await?;
+        again
+            .read(Read::Get {
+                key: "hakiri.check".into(),
+            })
+            .await
+            .map_err(anyhow::Error::from)
+    }
+    .await;
+    let _ = again.raft.shutdown().await;
+    let value = value?;
+    anyhow::ensure!(
+        value["kv"]["value"] == "ok",
+        "the committed write was not there after a restart: {value}"
+    );
+    Ok(format!(
+        "one-node leader elected at term {}; committed a write at log index {} and read it back after a restart from disk",
+        metrics.current_term,
+        metrics.last_log_index.unwrap_or(0)
+    ))
 }
 
 #[cfg(test)]
@@ -272,13 +277,12 @@ mod tests {
         Context::from_inventory(Config::parse(config, None).unwrap(), &PROFILE).expect("context")
     }
 
-    #[tokio::test]
-    async fn check_elects_a_leader_and_commits_a_write() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn check_elects_commits_and_survives_a_restart() {
         match ctx("").check("raft").await {
             CheckOutcome::Ok(detail) => {
                 assert!(detail.contains("leader elected at term 1"), "{detail}");
-                // index 0: membership, 1: the leader's blank entry, 2: the write.
-                assert!(detail.ends_with("log index 2"), "{detail}");
+                assert!(detail.contains("after a restart from disk"), "{detail}");
             }
             other => panic!("raft self-check did not succeed: {other:?}"),
         }
@@ -303,6 +307,7 @@ mod tests {
                 ..RaftConfig::default()
             }
         );
+        assert_eq!(raft.advertised(), "http://127.0.0.1:7980");
         let c = Config::parse("[raft]\nnode = 7\n", None).unwrap();
         let err = Context::from_inventory(c, &PROFILE)
             .err()
@@ -312,63 +317,126 @@ mod tests {
         assert!(reg.config_sections.contains_key("raft"));
     }
 
-    /// Each kernel keeps its own node: two in one process do not collide.
-    #[tokio::test]
-    async fn two_kernels_run_two_nodes() {
-        let (a, b) = (ctx("[raft]\nnode_id = 1\n"), ctx("[raft]\nnode_id = 2\n"));
-        let (trigger, shutdown) = Shutdown::new();
-        let mut runs = Vec::new();
-        for c in [&a, &b] {
-            let start = c.registry.services["raft"].item.clone();
-            let svc = start(c.clone(), shutdown.clone()).await.expect("starts");
-            runs.push(tokio::spawn(svc.run));
-        }
-        assert_eq!(
-            a.call("raft.status", json!({})).await.unwrap()["node_id"],
-            1
-        );
-        assert_eq!(
-            b.call("raft.status", json!({})).await.unwrap()["node_id"],
-            2
-        );
-        let _ = trigger.send(true);
-        for run in runs {
-            run.await.unwrap().unwrap();
-        }
+    fn serving(dir: &Path, id: u64) -> Context {
+        ctx(&format!(
+            "[raft]\nnode_id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+            dir.display().to_string()
+        ))
     }
 
-    #[tokio::test]
-    async fn service_runs_a_leader_that_status_reports() {
-        let ctx = ctx("[raft]\nnode_id = 7\n");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn service_leads_writes_and_keeps_them_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = serving(dir.path(), 7);
         let err = ctx.call("raft.status", json!({})).await.unwrap_err();
         assert!(err.to_string().contains("hakiri serve"), "{err}");
 
         let (trigger, shutdown) = Shutdown::new();
         let start = ctx.registry.services["raft"].item.clone();
-        let svc = start(ctx.clone(), shutdown.clone())
-            .await
-            .expect("raft service starts");
+        let svc = start(ctx.clone(), shutdown.clone()).await.expect("starts");
         let run = tokio::spawn(svc.run);
-
-        let again = start(ctx.clone(), shutdown).await;
         assert!(
-            again.is_err(),
-            "a second node in the same kernel must be refused"
+            start(ctx.clone(), shutdown).await.is_err(),
+            "a second node in one kernel"
         );
 
         let status = ctx.call("raft.status", json!({})).await.expect("status");
-        assert_eq!(status["node_id"], 7);
-        assert_eq!(status["state"], "leader");
-        assert_eq!(status["leader"], 7);
-        assert!(status["term"].as_u64().unwrap() >= 1, "{status}");
-        assert!(status["last_log_index"].as_u64().unwrap() >= 1, "{status}");
+        assert_eq!(
+            (status["node_id"].clone(), status["state"].clone()),
+            (json!(7), json!("leader"))
+        );
+        assert_eq!(status["members"][0]["id"], 7);
+        let put =
+            |v: &str, expect: u64| json!({ "key": "a/b", "value": v, "expect_version": expect });
+        let first = ctx.call("kv.put", put("1", 0)).await.unwrap();
+        assert_eq!(first["succeeded"], true, "{first}");
+        let lost = ctx.call("kv.put", put("2", 0)).await.unwrap();
+        assert_eq!(lost["succeeded"], false, "{lost}");
+        assert!(
+            lost["reason"]
+                .as_str()
+                .unwrap()
+                .contains("at version 1, not 0"),
+            "{lost}"
+        );
+        let long = "k".repeat(tools::MAX_KEY + 1);
+        let err = ctx
+            .call("kv.get", json!({ "key": long }))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("a key must be 1 to 1024 bytes"),
+            "{err}"
+        );
 
         let _ = trigger.send(true);
-        tokio::time::timeout(Duration::from_secs(10), run)
-            .await
-            .expect("raft service stops on shutdown")
+        run.await.unwrap().unwrap();
+
+        // A new kernel over the same directory: the write is there.
+        let again = serving(dir.path(), 7);
+        let (trigger, shutdown) = Shutdown::new();
+        let svc = start(again.clone(), shutdown).await.expect("restarts");
+        let run = tokio::spawn(svc.run);
+        again
+            .state::<RunningNode>()
             .unwrap()
+            .slot()
+            .clone()
+            .unwrap()
+            .raft
+            .wait(Some(START_TIMEOUT))
+            .state(ServerState::Leader, "leader again")
+            .await
             .unwrap();
-        assert!(ctx.call("raft.status", json!({})).await.is_err());
+        let got = again.call("kv.get", json!({ "key": "a/b" })).await.unwrap();
+        assert_eq!(got["kv"]["value"], "1", "{got}");
+        let _ = trigger.send(true);
+        run.await.unwrap().unwrap();
+
+        // Another node id, or another cluster, is refused on this directory.
+        let other = serving(dir.path(), 8);
+        let (_t, shutdown) = Shutdown::new();
+        let err = match start(other, shutdown).await {
+            Ok(_) => panic!("started over another node's data"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("belongs to node 7 of cluster `hakiri`"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_truncated_store_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = RaftConfig::default();
+        let node = open_node(&config, dir.path()).await.unwrap();
+        become_member(&node, &config, "http://127.0.0.1:0")
+            .await
+            .unwrap();
+        for i in 0..50 {
+            let put = Request::Put {
+                key: format!("k{i}"),
+                value: "v".repeat(1000),
+                expect: None,
+                fence: None,
+            };
+            node.write(put).await.unwrap();
+        }
+        node.raft.shutdown().await.unwrap();
+        drop(node);
+        let file = dir.path().join("raft.redb");
+        let len = std::fs::metadata(&file).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(len / 3)
+            .unwrap();
+        let err = match open_node(&config, dir.path()).await {
+            Ok(_) => panic!("a truncated store opened"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(&file.display().to_string()), "{err}");
     }
 }

@@ -6,6 +6,11 @@ mod dispatch;
 mod report;
 mod serve;
 
+/// Runs every registered service until SIGINT/SIGTERM, as `serve` does: for
+/// a capability's command that serves with settings of its own (e.g.
+/// `cluster join`).
+pub use serve::serve;
+
 use crate::caller::{Caller, Credential};
 use crate::config::Config;
 use crate::context::Context;

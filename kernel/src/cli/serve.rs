@@ -6,7 +6,7 @@ use crate::service::Shutdown;
 use anyhow::{bail, Context as _};
 use std::process::ExitCode;
 
-pub(super) async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
+pub async fn serve(ctx: &Context) -> anyhow::Result<ExitCode> {
     if ctx.registry.services.is_empty() {
         bail!(
             "{} has no long-running services; nothing to serve",

@@ -1,0 +1,99 @@
+//! `[raft]` in hakiri.toml: who this node is, where it listens for its peers,
+//! where it keeps its log, and how it finds its cluster.
+
+use hakiri_kernel::Section;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `[raft]` in hakiri.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// This node's id in the cluster; unique, never reused for another node.
+    pub node_id: u64,
+    /// Where peers reach this node (Raft RPCs, forwarded client requests), `host:port`.
+    pub listen: String,
+    /// The URL other nodes use for this one; default `http://<listen>`.
+    pub advertise: Option<String>,
+    /// The log, vote and snapshots; default `<home>/raft`.
+    pub data_dir: Option<PathBuf>,
+    /// The cluster's name: peers of another cluster are refused, and a data
+    /// directory of another cluster does not start.
+    pub cluster: String,
+    /// The environment variable holding the shared cluster secret every peer
+    /// request carries. Unset: peers are only accepted on a loopback `listen`.
+    pub secret_env: String,
+    /// A member's peer URL to join through, on first start; unset: a fresh
+    /// node starts a new one-node cluster.
+    pub join: Option<String>,
+    /// How often a leader sends heartbeats, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// Election timeout range, in milliseconds; must exceed the heartbeat interval.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// A snapshot is taken after this many applied entries, and the log
+    /// before it purged (keeping `keep_logs` for slow followers).
+    pub snapshot_every: u64,
+    pub keep_logs: u64,
+}
+
+impl Section for RaftConfig {
+    const NAME: &'static str = "raft";
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            node_id: 1,
+            listen: "127.0.0.1:7980".into(),
+            advertise: None,
+            data_dir: None,
+            cluster: "hakiri".into(),
+            secret_env: "HAKIRI_CLUSTER_SECRET".into(),
+            join: None,
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            snapshot_every: 10_000,
+            keep_logs: 1_000,
+        }
+    }
+}
+
+impl RaftConfig {
+    pub(crate) fn openraft(&self) -> Result<Arc<openraft::Config>, String> {
+        if self.node_id == 0 {
+            return Err("[raft] node_id must be 1 or more".into());
+        }
+        let config = openraft::Config {
+            cluster_name: self.cluster.clone(),
+            heartbeat_interval: self.heartbeat_interval_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every.max(1)),
+            max_in_snapshot_log_to_keep: self.keep_logs,
+            purge_batch_size: 256,
+            ..Default::default()
+        };
+        config.validate().map(Arc::new).map_err(|e| {
+            format!(
+                "invalid [raft] timing: {e}; set heartbeat_interval_ms < election_timeout_min_ms < election_timeout_max_ms"
+            )
+        })
+    }
+
+    /// The URL peers use to reach this node.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The shared secret from `secret_env`, if set and not empty.
+    pub fn secret(&self) -> Option<String> {
+        std::env::var(&self.secret_env)
+            .ok()
+            .filter(|s| !s.is_empty())
+    }
+}

@@ -1,0 +1,336 @@
+//! The coordinator's tools: cluster status and membership, versioned keys
+//! with compare-and-swap, and leases with fencing tokens. Callable from the
+//! CLI and coord-api alike; on a follower they are forwarded to the leader.
+
+use crate::node::{Change, Node, NodeError, Read};
+use crate::store::{Fence, Request, Response};
+use crate::RunningNode;
+use hakiri_kernel::{Context, KernelError, Registrar, Tool, ToolError};
+use openraft::{BasicNode, RaftMetrics};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Keys longer than this are refused: they are names, not data.
+pub const MAX_KEY: usize = 1024;
+/// Values larger than this are refused: the log replicates every byte.
+pub const MAX_VALUE: usize = 1 << 20;
+const MAX_LIST: usize = 1000;
+const MAX_TTL_MS: u64 = 3_600_000;
+
+fn running(ctx: &Context) -> Result<Arc<Node>, ToolError> {
+    ctx.state::<RunningNode>()
+        .and_then(|s| s.slot().clone())
+        .ok_or_else(|| {
+            ToolError::Failed("raft is not running here; start it with `hakiri serve`".into())
+        })
+}
+
+fn invalid(tool: &str, message: String) -> ToolError {
+    ToolError::InvalidInput {
+        tool: tool.into(),
+        message,
+    }
+}
+
+fn failed(e: NodeError) -> ToolError {
+    ToolError::Failed(e.to_string())
+}
+
+fn check_key(tool: &str, key: &str) -> Result<(), ToolError> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(invalid(
+            tool,
+            format!("a key must be 1 to {MAX_KEY} bytes, not {}", key.len()),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct KeyInput {
+    key: String,
+}
+
+/// A lease the write is fenced by.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct FenceInput {
+    /// The lease's name.
+    name: String,
+    /// The token `lease.acquire` returned.
+    token: u64,
+}
+
+impl From<FenceInput> for Fence {
+    fn from(f: FenceInput) -> Fence {
+        Fence {
+            lease: f.name,
+            token: f.token,
+            now_ms: 0,
+        }
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PutInput {
+    key: String,
+    value: String,
+    /// Apply only if the key is at this version (0: only if absent).
+    expect_version: Option<u64>,
+    /// Apply only while this lease is held with this token.
+    lease: Option<FenceInput>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DeleteInput {
+    key: String,
+    expect_version: Option<u64>,
+    lease: Option<FenceInput>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListInput {
+    #[serde(default)]
+    prefix: String,
+    /// Start after this key (the last one of the previous page).
+    after: Option<String>,
+    /// At most this many keys (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AcquireInput {
+    name: String,
+    /// Who holds it: a daemon's id; acquiring again as the same holder renews.
+    holder: String,
+    /// How long it is held without renewal, in milliseconds (at most one hour).
+    ttl_ms: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReleaseInput {
+    name: String,
+    token: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NameInput {
+    name: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct AddInput {
+    /// The new node's `[raft] node_id`.
+    id: u64,
+    /// Its peer URL (`[raft] advertise`), e.g. `http://10.0.0.4:7980`.
+    addr: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RemoveInput {
+    id: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Member {
+    id: u64,
+    addr: String,
+    voter: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Follower {
+    id: u64,
+    /// The last log index known replicated to it.
+    matched: Option<u64>,
+    /// How many entries it is behind the leader's log.
+    lag: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Status {
+    node_id: u64,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    state: String,
+    term: u64,
+    leader: Option<u64>,
+    last_log_index: Option<u64>,
+    /// The last entry applied to the state machine: committed, at least.
+    applied_index: Option<u64>,
+    snapshot_index: Option<u64>,
+    purged_index: Option<u64>,
+    members: Vec<Member>,
+    /// Per follower, on the leader only.
+    replication: Vec<Follower>,
+}
+
+impl From<&RaftMetrics<u64, BasicNode>> for Status {
+    fn from(m: &RaftMetrics<u64, BasicNode>) -> Self {
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, n)| Member {
+                id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let replication = m
+            .replication
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != m.id)
+            .map(|(id, matched)| {
+                let matched = matched.map(|l| l.index);
+                Follower {
+                    id: *id,
+                    matched,
+                    lag: m
+                        .last_log_index
+                        .map(|last| last - matched.unwrap_or(0).min(last)),
+                }
+            })
+            .collect();
+        Status {
+            node_id: m.id,
+            state: format!("{:?}", m.state).to_ascii_lowercase(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
+            members,
+            replication,
+        }
+    }
+}
+
+async fn write(ctx: &Context, req: Request) -> Result<Response, ToolError> {
+    running(ctx)?.write(req).await.map_err(failed)
+}
+
+async fn read(ctx: &Context, req: Read) -> Result<Value, ToolError> {
+    running(ctx)?.read(req).await.map_err(failed)
+}
+
+pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    r.tool(Tool::typed(
+        "raft.status",
+        "This coordinator's view of its cluster: state, term, leader, log and applied index, members, and per-follower lag on the leader",
+        |_: Empty, ctx| async move { Ok(Status::from(&running(&ctx)?.metrics())) },
+    ))?;
+    r.tool(Tool::typed(
+        "cluster.add",
+        "Adds a node as a voter (it is caught up as a learner first); membership changes go through joint consensus",
+        |i: AddInput, ctx| async move {
+            if !(i.addr.starts_with("http://") || i.addr.starts_with("https://")) {
+                return Err(invalid("cluster.add", format!("addr must be a peer URL like http://host:7980, not {:?}", i.addr)));
+            }
+            running(&ctx)?.change(Change::Add { id: i.id, addr: i.addr }).await.map_err(failed)
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "cluster.remove",
+        "Removes a node from the cluster's voters; refused for the last one",
+        |i: RemoveInput, ctx| async move {
+            running(&ctx)?
+                .change(Change::Remove { id: i.id })
+                .await
+                .map_err(failed)
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "kv.get",
+        "Reads a key linearizably: {revision, kv: {value, version, revision} or null}",
+        |i: KeyInput, ctx| async move {
+            check_key("kv.get", &i.key)?;
+            read(&ctx, Read::Get { key: i.key }).await
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "kv.list",
+        "Lists keys with a prefix, in order, a page at a time (`after` = the last key of the previous page)",
+        |i: ListInput, ctx| async move {
+            let limit = i.limit.unwrap_or(100);
+            if limit == 0 || limit > MAX_LIST {
+                return Err(invalid("kv.list", format!("limit must be 1 to {MAX_LIST}, not {limit}")));
+            }
+            read(&ctx, Read::List { prefix: i.prefix, after: i.after, limit }).await
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "kv.put",
+        "Sets a key. With expect_version it is a compare-and-swap (0: create only); with lease, it applies only while that lease is held with that token. `succeeded: false` and `reason` say why it did not apply",
+        |i: PutInput, ctx| async move {
+            check_key("kv.put", &i.key)?;
+            if i.value.len() > MAX_VALUE {
+                return Err(invalid("kv.put", format!("a value must be at most {MAX_VALUE} bytes, not {}", i.value.len())));
+            }
+            write(&ctx, Request::Put { key: i.key, value: i.value, expect: i.expect_version, fence: i.lease.map(Fence::from) }).await
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "kv.delete",
+        "Deletes a key, under the same conditions as kv.put",
+        |i: DeleteInput, ctx| async move {
+            check_key("kv.delete", &i.key)?;
+            write(
+                &ctx,
+                Request::Delete {
+                    key: i.key,
+                    expect: i.expect_version,
+                    fence: i.lease.map(Fence::from),
+                },
+            )
+            .await
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "lease.acquire",
+        "Takes (or, for the same holder, renews) a named lease for ttl_ms; returns its fencing token, which grows with every new grant",
+        |i: AcquireInput, ctx| async move {
+            check_key("lease.acquire", &i.name)?;
+            if i.ttl_ms == 0 || i.ttl_ms > MAX_TTL_MS {
+                return Err(invalid("lease.acquire", format!("ttl_ms must be 1 to {MAX_TTL_MS}, not {}", i.ttl_ms)));
+            }
+            write(&ctx, Request::Acquire { name: i.name, holder: i.holder, ttl_ms: i.ttl_ms, now_ms: 0 }).await
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "lease.release",
+        "Gives a lease back, if the token still holds it",
+        |i: ReleaseInput, ctx| async move {
+            write(
+                &ctx,
+                Request::Release {
+                    name: i.name,
+                    token: i.token,
+                },
+            )
+            .await
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "lease.get",
+        "Reads a lease linearizably: its holder, token and expiry (ms since the epoch), or null",
+        |i: NameInput, ctx| async move { read(&ctx, Read::Lease { name: i.name }).await },
+    ))?;
+    Ok(())
+}
