@@ -1,8 +1,9 @@
 //! The peer port (`[raft] listen`): Raft RPCs from other coordinators, and
 //! client operations forwarded to the leader. Every request must carry the
 //! cluster's name (`x-hakiri-cluster`, else 409) and, when a secret is set,
-//! `Authorization: Bearer <secret>` (else 401). A leader-only operation
-//! sent to a follower answers 421 and is not applied.
+//! `Authorization: Bearer <secret>` (else 401). A forwarded write or read
+//! sent to a follower answers 421 and is not applied; a membership change
+//! (a joining node) is forwarded on to the leader.
 
 use crate::network::CLUSTER_HEADER;
 use crate::node::{Change, Node, NodeError, Read};
@@ -146,5 +147,6 @@ async fn members(State(p): State<Peer>, headers: HeaderMap, Json(req): Json<Chan
     if let Err(r) = p.admit(&headers) {
         return r;
     }
-    answer(p.node.change_here(req).await)
+    // Joining nodes may knock on any member: this one forwards.
+    answer(p.node.change(req).await)
 }

@@ -95,10 +95,16 @@ mod tests {
 
     #[tokio::test]
     async fn two_kernels_with_different_configs_share_no_state() {
-        let (a, b) = (
-            kernel("[raft]\nnode_id = 11\n").unwrap(),
-            kernel("[raft]\nnode_id = 12\n").unwrap(),
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let node = |id: u64| {
+            let data = dir.path().join(id.to_string());
+            kernel(&format!(
+                "[raft]\nnode_id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+                data.display().to_string()
+            ))
+            .unwrap()
+        };
+        let (a, b) = (node(11), node(12));
         let (stop, shutdown) = Shutdown::new();
         let run_a = tokio::spawn(a.start_service("raft", shutdown.clone()).await.unwrap().run);
         // b runs no node: a's must not be visible through b.

@@ -66,6 +66,7 @@ pub fn command(bin: impl AsRef<OsStr>, home: &Path) -> Command {
     cmd.env("HAKIRI_HOME", home)
         .env("HAKIRI_MCP__LISTEN", "127.0.0.1:0")
         .env("HAKIRI_COORD_API__LISTEN", "127.0.0.1:0")
+        .env("HAKIRI_RAFT__LISTEN", "127.0.0.1:0")
         .stdin(Stdio::null());
     cmd
 }

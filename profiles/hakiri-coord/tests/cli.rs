@@ -20,7 +20,7 @@ fn holds_only_coordinator_capabilities() {
     assert_eq!(names, ["auth", "coord-api", "raft"]);
     let out = hakiri(home.path(), &["capabilities", "--check"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("single-node leader elected"));
+    assert!(text(&out.stdout).contains("one-node leader elected"));
 }
 
 /// The kernel carries no data-path vocabulary: coord's own reports say
