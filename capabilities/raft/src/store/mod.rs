@@ -27,6 +27,10 @@ use thiserror::Error;
 
 type NodeId = u64;
 
+/// redb's page cache: its 1 GiB default would make a coordinator's idle RSS
+/// grow with its log; the log is read back rarely (followers catching up).
+const CACHE_BYTES: usize = 4 << 20;
+
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -183,11 +187,14 @@ pub fn open(
     std::fs::create_dir_all(dir).map_err(|e| io(redb::Error::Io(e)))?;
     let existed = path.exists();
     // redb asserts (panics) on some damage, e.g. a file shorter than its header says.
-    let opened = hakiri_kernel::panics::caught(|| Database::create(&path)).map_err(|panic| {
-        StoreError::Damaged {
-            path: path.clone(),
-            what: format!("redb cannot open it ({panic})"),
-        }
+    let opened = hakiri_kernel::panics::caught(|| {
+        redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+    })
+    .map_err(|panic| StoreError::Damaged {
+        path: path.clone(),
+        what: format!("redb cannot open it ({panic})"),
     })?;
     let db = opened.map_err(|e| match e {
         redb::DatabaseError::Storage(redb::StorageError::Corrupted(what)) => StoreError::Damaged {
