@@ -28,32 +28,21 @@ pub(crate) fn unavailable(message: &str) -> bool {
 }
 
 /// The request body as a JSON object, with `extra` fields added.
-fn object(body: &Bytes, extra: Value) -> Result<Value, Response> {
+fn object(body: &Bytes, extra: Value) -> Result<Value, String> {
     let mut map = if body.is_empty() {
         Map::new()
     } else {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => m,
-            Ok(other) => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body must be a JSON object, not {other}"),
-                ))
-            }
-            Err(e) => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not JSON: {e}"),
-                ))
-            }
+            Ok(other) => return Err(format!("the body must be a JSON object, not {other}")),
+            Err(e) => return Err(format!("the body is not JSON: {e}")),
         }
     };
     if let Value::Object(extra) = extra {
         for (k, v) in extra {
             if map.contains_key(&k) {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("`{k}` comes from the URL; leave it out of the body"),
+                return Err(format!(
+                    "`{k}` comes from the URL; leave it out of the body"
                 ));
             }
             map.insert(k, v);
@@ -71,7 +60,7 @@ async fn call_with(
 ) -> Response {
     match object(body, extra) {
         Ok(input) => call_for(api, headers, tool, input).await,
-        Err(r) => r,
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
     }
 }
 

@@ -377,13 +377,13 @@ mod tests {
         let (trigger, shutdown) = Shutdown::new();
         let svc = start(again.clone(), shutdown).await.expect("restarts");
         let run = tokio::spawn(svc.run);
-        again
+        let node = again
             .state::<RunningNode>()
             .unwrap()
             .slot()
             .clone()
-            .unwrap()
-            .raft
+            .unwrap();
+        node.raft
             .wait(Some(START_TIMEOUT))
             .state(ServerState::Leader, "leader again")
             .await

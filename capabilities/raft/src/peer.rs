@@ -54,10 +54,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl Peer {
-    fn admit(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// The refusal for a request that is not from this cluster, if it is not.
+    fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
         let cluster = headers.get(CLUSTER_HEADER).and_then(|v| v.to_str().ok());
         if cluster != Some(self.cluster.as_str()) {
-            return Err(error(
+            return Some(error(
                 StatusCode::CONFLICT,
                 format!(
                     "this node belongs to cluster `{}`, the request names {}; check [raft] cluster on both nodes",
@@ -72,13 +73,13 @@ impl Peer {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
             if !given.is_some_and(|g| same(g.as_bytes(), secret.as_bytes())) {
-                return Err(error(
+                return Some(error(
                     StatusCode::UNAUTHORIZED,
                     "missing or wrong cluster secret; every node needs the same [raft] secret_env value",
                 ));
             }
         }
-        Ok(())
+        None
     }
 }
 
@@ -96,7 +97,7 @@ async fn append(
     headers: HeaderMap,
     Json(rpc): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Response {
-    if let Err(r) = p.admit(&headers) {
+    if let Some(r) = p.refuse(&headers) {
         return r;
     }
     Json(p.node.raft.append_entries(rpc).await).into_response()
@@ -107,7 +108,7 @@ async fn vote(
     headers: HeaderMap,
     Json(rpc): Json<VoteRequest<u64>>,
 ) -> Response {
-    if let Err(r) = p.admit(&headers) {
+    if let Some(r) = p.refuse(&headers) {
         return r;
     }
     Json(p.node.raft.vote(rpc).await).into_response()
@@ -118,14 +119,14 @@ async fn snapshot(
     headers: HeaderMap,
     Json(rpc): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Response {
-    if let Err(r) = p.admit(&headers) {
+    if let Some(r) = p.refuse(&headers) {
         return r;
     }
     Json(p.node.raft.install_snapshot(rpc).await).into_response()
 }
 
 async fn write(State(p): State<Peer>, headers: HeaderMap, Json(req): Json<Request>) -> Response {
-    if let Err(r) = p.admit(&headers) {
+    if let Some(r) = p.refuse(&headers) {
         return r;
     }
     answer(
@@ -137,14 +138,14 @@ async fn write(State(p): State<Peer>, headers: HeaderMap, Json(req): Json<Reques
 }
 
 async fn read(State(p): State<Peer>, headers: HeaderMap, Json(req): Json<Read>) -> Response {
-    if let Err(r) = p.admit(&headers) {
+    if let Some(r) = p.refuse(&headers) {
         return r;
     }
     answer(p.node.read_here(req).await)
 }
 
 async fn members(State(p): State<Peer>, headers: HeaderMap, Json(req): Json<Change>) -> Response {
-    if let Err(r) = p.admit(&headers) {
+    if let Some(r) = p.refuse(&headers) {
         return r;
     }
     // Joining nodes may knock on any member: this one forwards.

@@ -49,7 +49,7 @@ pub enum StoreError {
     Io {
         path: PathBuf,
         #[source]
-        source: redb::Error,
+        source: Box<redb::Error>,
     },
 }
 
@@ -99,7 +99,7 @@ impl Db {
     fn io(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Io {
             path: (*self.path).clone(),
-            source: e.into(),
+            source: Box::new(e.into()),
         }
     }
 
@@ -182,7 +182,7 @@ pub fn open(
     let path = dir.join("raft.redb");
     let io = |e: redb::Error| StoreError::Io {
         path: path.clone(),
-        source: e,
+        source: Box::new(e),
     };
     std::fs::create_dir_all(dir).map_err(|e| io(redb::Error::Io(e)))?;
     let existed = path.exists();
