@@ -392,6 +392,7 @@ mod tests {
         assert_eq!(got["kv"]["value"], "1", "{got}");
         let _ = trigger.send(true);
         run.await.unwrap().unwrap();
+        drop(node);
 
         // Another node id, or another cluster, is refused on this directory.
         let other = serving(dir.path(), 8);

@@ -45,11 +45,14 @@ pub enum StoreError {
         found: String,
         configured: String,
     },
-    #[error("cannot use raft data in {path}: {source}")]
+    #[error(
+        "{path} is open in another process: is a node already running on this data directory?"
+    )]
+    InUse { path: PathBuf },
+    #[error("cannot use raft data in {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: Box<redb::Error>,
+        cause: Box<redb::Error>,
     },
 }
 
@@ -99,7 +102,7 @@ impl Db {
     fn io(&self, e: impl Into<redb::Error>) -> StoreError {
         StoreError::Io {
             path: (*self.path).clone(),
-            source: Box::new(e.into()),
+            cause: Box::new(e.into()),
         }
     }
 
@@ -182,7 +185,7 @@ pub fn open(
     let path = dir.join("raft.redb");
     let io = |e: redb::Error| StoreError::Io {
         path: path.clone(),
-        source: Box::new(e),
+        cause: Box::new(e),
     };
     std::fs::create_dir_all(dir).map_err(|e| io(redb::Error::Io(e)))?;
     let existed = path.exists();
@@ -210,6 +213,7 @@ pub fn open(
                 what: e.to_string(),
             }
         }
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
         e => io(e.into()),
     })?;
     let db = Db {
