@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(
             text(&out.stdout),
             format!(
-                "AWS_REGION=set by the test\nHAKIRI_COORD_API__LISTEN=127.0.0.1:0\nHAKIRI_HOME={}\nHAKIRI_MCP__LISTEN=127.0.0.1:0\n",
+                "AWS_REGION=set by the test\nHAKIRI_COORD_API__LISTEN=127.0.0.1:0\nHAKIRI_HOME={}\nHAKIRI_MCP__LISTEN=127.0.0.1:0\nHAKIRI_RAFT__LISTEN=127.0.0.1:0\n",
                 home.path().display()
             )
         );
