@@ -203,6 +203,20 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
     })
 }
 
+/// Opens a node's store again after a shutdown in this process: openraft's
+/// tasks let go of it shortly after `shutdown` returns.
+async fn reopen(config: &RaftConfig, dir: &Path) -> anyhow::Result<Arc<Node>> {
+    for _ in 0..100 {
+        match open_node(config, dir).await {
+            Err(e) if matches!(e.downcast_ref(), Some(StoreError::InUse { .. })) => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => return other,
+        }
+    }
+    open_node(config, dir).await
+}
+
 /// Elects a one-node cluster in a scratch directory, commits a write
 /// through the log, reads it back linearizably, and checks it survives a
 /// restart from disk.
@@ -237,7 +251,7 @@ async fn check(ctx: &Context) -> anyhow::Result<String> {
         .context("raft node did not shut down")?;
     let metrics = written?;
     drop(node);
-    let again = open_node(&config, dir.path()).await?;
+    let again = reopen(&config, dir.path()).await?;
     let value = async {
         again
             .raft
@@ -434,10 +448,11 @@ mod tests {
             .unwrap()
             .set_len(len / 3)
             .unwrap();
-        let err = match open_node(&config, dir.path()).await {
+        let err = match reopen(&config, dir.path()).await {
             Ok(_) => panic!("a truncated store opened"),
             Err(e) => format!("{e:#}"),
         };
+        assert!(err.contains("is damaged"), "{err}");
         assert!(err.contains(&file.display().to_string()), "{err}");
     }
 }
