@@ -80,3 +80,10 @@ export HAKIRI_TEST_RUBY=ruby
 
 # Every service test runs here: a missing variable fails it instead of skipping it.
 export HAKIRI_TEST_REQUIRE_SERVICES=1
+
+# Network namespaces (iproute2) and iptables cut a coordinator off from its
+# peers in the partition test; it needs root, and skips loudly without.
+if ! command -v ip >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1; then
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq iproute2 iptables >/dev/null
+fi
+export HAKIRI_TEST_NETNS=ip

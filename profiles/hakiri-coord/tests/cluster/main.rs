@@ -4,6 +4,7 @@
 //! linearizability.
 
 mod linearizable;
+mod partition;
 
 use hakiri_testkit::Running;
 use hakiri_testkit::{http, text, Home};
