@@ -3,6 +3,7 @@
 //! started and stopped, a small HTTP client, and skipping tests whose
 //! services are not configured.
 
+pub mod coord;
 pub mod function_url;
 pub mod http;
 pub mod mcp;

@@ -6,116 +6,22 @@
 mod linearizable;
 mod partition;
 
-use hakiri_testkit::Running;
-use hakiri_testkit::{http, text, Home};
+use hakiri_testkit::coord::{self, Coordinator, ELECTION_MAX_MS, SECRET};
+use hakiri_testkit::{http, text};
 use linearizable::{linearizable, Call, Op};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::process::Command;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-coord");
-const SECRET: &str = "a-test-cluster-secret";
-/// Wider than the defaults: a loaded 2-core CI machine must not hold
-/// spurious elections.
-const ELECTION_MAX_MS: u64 = 1000;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+type Node = Coordinator;
 
-/// One coordinator: its home, ports and (while running) process.
-struct Node {
-    id: u64,
-    home: Home,
-    peer: u16,
-    api: u16,
-    process: Option<Running>,
-}
-
-impl Node {
-    fn new(id: u64) -> Node {
-        Node {
-            id,
-            home: Home::new(),
-            peer: free_port(),
-            api: free_port(),
-            process: None,
-        }
-    }
-
-    fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer)
-    }
-
-    fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api)
-    }
-
-    fn command(&self, join: Option<&str>) -> Command {
-        let mut cmd = hakiri_testkit::command(BIN, self.home.path());
-        cmd.env("HAKIRI_RAFT__NODE_ID", self.id.to_string())
-            .env("HAKIRI_RAFT__LISTEN", format!("127.0.0.1:{}", self.peer))
-            .env("HAKIRI_RAFT__HEARTBEAT_INTERVAL_MS", "100")
-            .env("HAKIRI_RAFT__ELECTION_TIMEOUT_MIN_MS", "500")
-            .env(
-                "HAKIRI_RAFT__ELECTION_TIMEOUT_MAX_MS",
-                ELECTION_MAX_MS.to_string(),
-            )
-            .env(
-                "HAKIRI_COORD_API__LISTEN",
-                format!("127.0.0.1:{}", self.api),
-            )
-            .env("HAKIRI_COORD_API__AUTH", "none")
-            .env("HAKIRI_CLUSTER_SECRET", SECRET);
-        if let Some(url) = join {
-            cmd.env("HAKIRI_RAFT__JOIN", url);
-        }
-        cmd.arg("serve");
-        cmd
-    }
-
-    fn start(&mut self, join: Option<&str>) {
-        let running = Running::until_ready(&mut self.command(join), Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("node {}: {e}", self.id));
-        self.process = Some(running);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.child.kill().unwrap();
-            p.child.wait().unwrap();
-        }
-    }
-
-    fn status(&self) -> Option<Value> {
-        let r = http::request(
-            "GET",
-            &format!("{}/v1/cluster", self.api_url()),
-            &[],
-            b"",
-            Duration::from_secs(5),
-        )
-        .ok()?;
-        (r.status == 200).then(|| r.json())
-    }
-}
-
-/// A cluster of nodes 1..=n: node 1 starts it, the others join through it.
 fn cluster(n: u64) -> Vec<Node> {
-    let mut nodes: Vec<Node> = (1..=n).map(Node::new).collect();
-    nodes[0].start(None);
-    let first = nodes[0].peer_url();
-    for node in nodes.iter_mut().skip(1) {
-        node.start(Some(&first));
-    }
-    nodes
+    coord::cluster(std::path::Path::new(BIN), n)
 }
 
 fn call(method: &str, url: &str, body: &Value) -> std::io::Result<http::Response> {
@@ -141,23 +47,8 @@ fn get(api: &str, key: &str) -> http::Response {
     call("GET", &format!("{api}/v1/kv/{key}"), &Value::Null).unwrap()
 }
 
-/// Waits until some node reports a leader, other than `not`; returns its id.
 fn leader(nodes: &[Node], not: Option<u64>, within: Duration) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
-        for n in nodes.iter().filter(|n| n.process.is_some()) {
-            if let Some(s) = n.status() {
-                if s["state"] == "leader" && Some(n.id) != not {
-                    return n.id;
-                }
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no leader (other than {not:?}) within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    coord::leader(nodes, not, within)
 }
 
 /// Every key under `prefix`, paging through `kv.list`.
@@ -492,7 +383,7 @@ fn a_fourth_node_joins_and_one_leaves_while_writes_go_on() {
     let clients = load(apis.clone(), stop.clone(), 3);
     std::thread::sleep(Duration::from_secs(1));
 
-    let mut fourth = Node::new(4);
+    let mut fourth = Node::new(std::path::Path::new(BIN), 4);
     fourth.start(Some(&nodes[1].peer_url()));
     apis.lock().unwrap().push(fourth.api_url());
     let out = hakiri_testkit::run(
@@ -527,7 +418,7 @@ fn a_fourth_node_joins_and_one_leaves_while_writes_go_on() {
 
 #[test]
 fn a_damaged_data_directory_refuses_to_start() {
-    let mut node = Node::new(1);
+    let mut node = Node::new(std::path::Path::new(BIN), 1);
     node.start(None);
     for i in 0..200 {
         let w = put(

@@ -3,7 +3,7 @@
 //! its Raft traffic (its API stays reachable, so the test can watch the
 //! minority side). Needs root; everything stays on this machine.
 
-use crate::{ELECTION_MAX_MS, SECRET};
+use hakiri_testkit::coord::{ELECTION_MAX_MS, SECRET};
 use hakiri_testkit::{http, text, Home, Running};
 use serde_json::{json, Value};
 use std::process::Command;
