@@ -66,6 +66,16 @@ pub trait Catalog: Send + Sync {
     /// wins and the other gets [`conflict`]'s error.
     fn publish(&self, entry: DatasetEntry) -> BoxFuture<'_, anyhow::Result<()>>;
     fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+    /// Takes the single-writer lock on `name` across every process sharing
+    /// this catalog, until [`WriterLock::release`] (or a drop). A catalog
+    /// that cannot (a local file) returns `None`: the local lock is all.
+    /// While it is held, this catalog's `publish` of `name` is fenced by it.
+    fn lock<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<Box<dyn WriterLock>>>> {
+        Box::pin(async { Ok(None) })
+    }
     /// Whether listing costs about as much as one lookup. A catalog for which
     /// it does not (one request per dataset, as on S3) is asked by name
     /// only for the datasets a query names.
@@ -74,7 +84,20 @@ pub trait Catalog: Send + Sync {
     }
 }
 
-/// Bytes from a source, read sequentially.
+/// A dataset's writer lock, held across processes (a lease on the
+/// coordinators). Dropping it gives it back in the background.
+pub trait WriterLock: Send + Sync {
+    /// Gives it back now, so the next writer need not wait for it to expire.
+    fn release(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// Releases `lock`, if any.
+pub async fn release(lock: Option<Box<dyn WriterLock>>) {
+    if let Some(l) = lock {
+        l.release().await;
+    }
+}
+
 /// The error of a publish that lost a race: `found` is the version the
 /// catalog holds now (`None`: no entry).
 pub fn conflict(name: &str, expected: u64, found: Option<u64>) -> anyhow::Error {

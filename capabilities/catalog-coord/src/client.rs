@@ -8,6 +8,13 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// What a conditional write did.
+pub(crate) enum Put {
+    Applied,
+    /// Its condition failed; the coordinators' reason.
+    Refused(String),
+}
+
 pub(crate) struct Coordinators {
     endpoints: Vec<String>,
     client: reqwest::Client,
@@ -127,14 +134,27 @@ impl Coordinators {
         }
     }
 
-    /// Whether the conditional put applied (false: its condition failed).
-    pub(crate) async fn put(&self, key: &str, body: &Value) -> anyhow::Result<bool> {
+    /// A conditional put.
+    pub(crate) async fn put(&self, key: &str, body: &Value) -> anyhow::Result<Put> {
         let path = format!("/v1/kv/{key}");
         match self.send(Method::PUT, &path, Some(body)).await? {
-            (StatusCode::OK, _) => Ok(true),
-            (StatusCode::CONFLICT, _) => Ok(false),
+            (StatusCode::OK, _) => Ok(Put::Applied),
+            (StatusCode::CONFLICT, v) => Ok(Put::Refused(
+                v["reason"].as_str().unwrap_or_default().to_string(),
+            )),
             (s, v) => Err(Self::unexpected(&path, s, &v)),
         }
+    }
+
+    /// `POST`/`DELETE` on a lease: the status and body, whatever they are.
+    pub(crate) async fn lease(
+        &self,
+        method: Method,
+        name: &str,
+        body: &Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(method, &format!("/v1/leases/{name}"), Some(body))
+            .await
     }
 
     /// Whether `key` existed.

@@ -10,10 +10,12 @@
 //! live on shared storage; the entry says where.
 
 mod client;
+mod lease;
 
-use client::Coordinators;
-use hakiri_data_api::{conflict, Catalog, CatalogBackend, CatalogConfig, DatasetEntry};
+use client::{Coordinators, Put};
+use hakiri_data_api::{conflict, Catalog, CatalogBackend, CatalogConfig, DatasetEntry, WriterLock};
 use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Section};
+use lease::{Lease, Leases};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub struct CoordCatalogConfig {
     pub token_env: String,
     /// How long one request may take, in milliseconds.
     pub timeout_ms: u64,
+    /// A writer's lease on a dataset lasts this long without renewal (it is
+    /// renewed every third of it): how long a crashed writer blocks others.
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for CoordCatalogConfig {
@@ -40,6 +45,7 @@ impl Default for CoordCatalogConfig {
         CoordCatalogConfig {
             token_env: "HAKIRI_COORD_TOKEN".into(),
             timeout_ms: 30_000,
+            lease_ttl_ms: 15_000,
         }
     }
 }
@@ -66,14 +72,17 @@ impl CatalogBackend for Backend {
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move {
             let config = ctx.section::<CoordCatalogConfig>();
-            let coords = Coordinators::parse(url, &config)?;
-            Ok(Box::new(CoordCatalog { coords }) as Box<dyn Catalog>)
+            let coords = Arc::new(Coordinators::parse(url, &config)?);
+            let leases = Leases::new(coords.clone(), config.lease_ttl_ms);
+            Ok(Box::new(CoordCatalog { coords, leases }) as Box<dyn Catalog>)
         })
     }
 }
 
 struct CoordCatalog {
-    coords: Coordinators,
+    coords: Arc<Coordinators>,
+    /// The writer leases this catalog holds: its publishes are fenced by them.
+    leases: Leases,
 }
 
 fn key(name: &str) -> String {
@@ -132,9 +141,16 @@ impl Catalog for CoordCatalog {
                 };
             }
             let value = serde_json::to_string(&entry)?;
-            let body = json!({ "value": value, "expect_version": at });
-            if self.coords.put(&key(&name), &body).await? {
-                return Ok(());
+            let mut body = json!({ "value": value, "expect_version": at });
+            if let Some(fence) = self.leases.fence(&name) {
+                body["lease"] = fence;
+            }
+            match self.coords.put(&key(&name), &body).await? {
+                Put::Applied => return Ok(()),
+                Put::Refused(why) if why.contains("lease") => anyhow::bail!(
+                    "this writer lost its lease on dataset `{name}` ({why}): another writer took it over; nothing was published, retry"
+                ),
+                Put::Refused(_) => {}
             }
             // Lost the compare-and-swap: to a rival, or to our own earlier attempt.
             let (_, now) = self.current(&name).await?;
@@ -148,6 +164,16 @@ impl Catalog for CoordCatalog {
 
     fn remove<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move { self.coords.delete(&key(name)).await })
+    }
+
+    fn lock<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<Box<dyn WriterLock>>>> {
+        Box::pin(async move {
+            let lease: Lease = self.leases.acquire(name).await?;
+            Ok(Some(Box::new(lease) as Box<dyn WriterLock>))
+        })
     }
 }
 

@@ -60,3 +60,81 @@ async fn bad_urls_and_unreachable_coordinators_are_named() {
         "{err}"
     );
 }
+
+fn entry(name: &str, version: u64) -> hakiri_data_api::DatasetEntry {
+    hakiri_data_api::DatasetEntry {
+        name: name.into(),
+        version,
+        location: format!("/shared/{name}/v{version}"),
+        source: "s.csv".into(),
+        rows: 1,
+        bytes: 1,
+        schema: serde_json::json!([]),
+        updated: "2026-11-28T00:00:00Z".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_dataset_and_a_writer_that_lost_its_lease_cannot_publish() {
+    let bin = coord::binary();
+    let nodes = tokio::task::spawn_blocking(move || coord::cluster(&bin, 3))
+        .await
+        .unwrap();
+    let ctx = ctx(&coord::catalog_url(&nodes));
+    let a = hakiri_data_api::open_catalog(&ctx).await.unwrap();
+    let b = hakiri_data_api::open_catalog(&ctx).await.unwrap();
+
+    let held = a.lock("sales").await.unwrap().expect("coord catalogs lock");
+    let busy = b
+        .lock("sales")
+        .await
+        .err()
+        .expect("a second writer is refused");
+    assert!(
+        format!("{busy:#}").contains("dataset `sales` is busy"),
+        "{busy:#}"
+    );
+
+    // a's lease goes away behind its back (as when it expires while a is
+    // paused or cut off), and b takes the dataset over.
+    let api = nodes[1].api_url();
+    let token = tokio::task::spawn_blocking(move || {
+        let url = format!("{api}/v1/leases/dataset.sales");
+        let lease = hakiri_testkit::http::get(&url).json();
+        let token = lease["lease"]["token"].as_u64().unwrap();
+        let body = serde_json::json!({ "token": token }).to_string();
+        let gone = hakiri_testkit::http::request(
+            "DELETE",
+            &url,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(gone.status, 200, "{}", gone.body);
+        token
+    })
+    .await
+    .unwrap();
+    let taken = b.lock("sales").await.unwrap().expect("b takes it over");
+
+    let lost = a
+        .publish(entry("sales", 1))
+        .await
+        .expect_err("a's publish is fenced off");
+    let lost = format!("{lost:#}");
+    assert!(
+        lost.contains("lost its lease on dataset `sales`")
+            && lost.contains("nothing was published"),
+        "{lost} (a held token {token})"
+    );
+    assert!(a.get("sales").await.unwrap().is_none());
+    b.publish(entry("sales", 1))
+        .await
+        .expect("the lease holder publishes");
+
+    taken.release().await;
+    drop(held);
+    let again = a.lock("sales").await.unwrap().expect("free once released");
+    again.release().await;
+}

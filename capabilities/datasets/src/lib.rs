@@ -411,7 +411,11 @@ async fn drop_dataset(ctx: &Context, name: &str) -> Result<()> {
     let data_dir = ctx.config.data_dir.clone();
     let _lock = store::WriteLock::acquire(&data_dir, name)?;
     find(ctx, name).await?;
-    open_catalog(ctx).await?.remove(name).await?;
+    let catalog = open_catalog(ctx).await?;
+    let lease = catalog.lock(name).await?;
+    let removed = catalog.remove(name).await;
+    hakiri_data_api::release(lease).await;
+    removed?;
     let _ = std::fs::remove_dir_all(store::dataset_dir(&data_dir, name));
     Ok(())
 }

@@ -16,9 +16,11 @@ fn two_daemons_racing_on_a_dynamodb_catalog_one_wins() {
         "[catalog]\nurl = \"dynamodb://{table}\"\n\
          [catalog-dynamo]\nregion = \"us-east-1\"\nendpoint = \"{aws}\"\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\n"
     );
+    let init = ["catalog", "init", &format!("dynamodb://{table}")];
     race(
         &catalog,
-        &["catalog", "init", &format!("dynamodb://{table}")],
+        &init,
+        "dataset `sales` changed while this version was written",
     );
 }
 
@@ -30,12 +32,13 @@ fn two_daemons_racing_on_a_coord_catalog_one_wins() {
         "[catalog]\nurl = {:?}\n",
         hakiri_testkit::coord::catalog_url(&nodes)
     );
-    race(&catalog, &[]);
+    // The loser is refused up front: the winner holds the dataset's lease.
+    race(&catalog, &[], "dataset `sales` is busy");
 }
 
 /// Two daemons over `catalog` (config lines), after `init` (if any) ran in
-/// the first one's home.
-fn race(catalog: &str, init: &[&str]) {
+/// the first one's home; the loser is told `refusal`, and to retry.
+fn race(catalog: &str, init: &[&str], refusal: &str) {
     let (a, b) = (Home::new(), Home::new());
     // Big enough that both daemons read the catalog before either publishes.
     let rows: String = (0..400_000).map(|i| format!("{i},{}\n", i % 7)).collect();
@@ -81,8 +84,7 @@ fn race(catalog: &str, init: &[&str]) {
         .collect();
     assert_eq!(won, 1, "{outcomes:?}");
     assert!(
-        lost[0].contains("dataset `sales` changed while this version was written")
-            && lost[0].contains("retry"),
+        lost[0].contains(refusal) && lost[0].contains("retry"),
         "{}",
         lost[0]
     );

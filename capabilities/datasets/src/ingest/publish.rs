@@ -21,13 +21,28 @@ pub async fn ingest(
     let name = input.name.clone();
     let _lock = store::WriteLock::acquire(&data_dir, &name)?;
     let catalog = hakiri_data_api::open_catalog(ctx).await?;
+    let lease = catalog.lock(&name).await?;
+    let outcome = publish(ctx, &input, &data_dir, catalog.as_ref(), &progress).await;
+    hakiri_data_api::release(lease).await;
+    outcome
+}
+
+/// Writes the next version in staging, moves it in place and publishes it.
+async fn publish(
+    ctx: &Context,
+    input: &IngestInput,
+    data_dir: &std::path::Path,
+    catalog: &dyn hakiri_data_api::Catalog,
+    progress: &indicatif::ProgressBar,
+) -> Result<IngestReport> {
+    let (data_dir, name) = (data_dir.to_path_buf(), input.name.clone());
     let previous = catalog.get(&name).await?;
     let version = previous.as_ref().map_or(1, |p| p.version + 1);
     let staging = store::dataset_dir(&data_dir, &name)
         .join(format!(".staging-{}-{version}", std::process::id()));
     std::fs::create_dir_all(staging.join("out"))
         .with_context(|| format!("cannot create {}", staging.display()))?;
-    let result = write_version(ctx, &input, &previous, version, &staging, &progress).await;
+    let result = write_version(ctx, input, &previous, version, &staging, progress).await;
     let outcome = match result {
         Ok(report) => {
             let target = store::version_dir(&data_dir, &name, version);
