@@ -91,6 +91,7 @@ pub fn router(ctx: Context) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/v1/cluster", get(routes::cluster))
         .route("/v1/cluster/members", post(routes::add_member))
+        .route("/v1/members", get(routes::members))
         .route("/v1/cluster/members/{id}", delete(routes::remove_member))
         .route("/v1/kv", get(routes::list))
         .route(

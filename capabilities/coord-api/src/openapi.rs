@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 /// (method, path, tool, what the route does; fields from the URL)
 const ROUTES: &[(&str, &str, &str, &str)] = &[
     ("get", "/v1/cluster", "raft.status", "This node's view of the cluster: leader, term, members, applied index, lag per follower"),
+    ("get", "/v1/members", "cluster.members", "The daemons registered with the cluster, each `up` or `down`"),
     ("post", "/v1/cluster/members", "cluster.add", "Add a node as a voter (caught up as a learner first)"),
     ("delete", "/v1/cluster/members/{id}", "cluster.remove", "Remove a node from the voters"),
     ("get", "/v1/kv", "kv.list", "List keys by prefix (query: prefix, after, limit)"),

@@ -68,6 +68,10 @@ pub(crate) async fn cluster(State(api): State<Api>, headers: HeaderMap) -> Respo
     call_for(&api, &headers, "raft.status", json!({})).await
 }
 
+pub(crate) async fn members(State(api): State<Api>, headers: HeaderMap) -> Response {
+    call_for(&api, &headers, "cluster.members", json!({})).await
+}
+
 pub(crate) async fn add_member(
     State(api): State<Api>,
     headers: HeaderMap,

@@ -222,6 +222,42 @@ impl From<&RaftMetrics<u64, BasicNode>> for Status {
     }
 }
 
+/// Each registered daemon with its health, judged by its lease's expiry.
+async fn members(node: &Node) -> Result<Vec<Value>, NodeError> {
+    let listed = node
+        .read(Read::List {
+            prefix: "members/".into(),
+            after: None,
+            limit: MAX_LIST,
+        })
+        .await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut out = Vec::new();
+    for kv in listed["kvs"].as_array().into_iter().flatten() {
+        let key = kv["key"].as_str().unwrap_or_default();
+        let name = key.trim_start_matches("members/");
+        let mut member: Value = serde_json::from_str(kv["value"].as_str().unwrap_or("{}"))
+            .unwrap_or_else(|_| serde_json::json!({ "name": name }));
+        let lease = node
+            .read(Read::Lease {
+                name: format!("member.{name}"),
+            })
+            .await?;
+        let expires = lease["lease"]["expires_ms"].as_u64();
+        member["health"] = if expires.is_some_and(|e| e >= now) {
+            "up"
+        } else {
+            "down"
+        }
+        .into();
+        member["heartbeat_expires_ms"] = expires.into();
+        out.push(member);
+    }
+    Ok(out)
+}
+
 async fn write(ctx: &Context, req: Request) -> Result<Response, ToolError> {
     running(ctx)?.write(req).await.map_err(failed)
 }
@@ -235,6 +271,14 @@ pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "raft.status",
         "This coordinator's view of its cluster: state, term, leader, log and applied index, members, and per-follower lag on the leader",
         |_: Empty, ctx| async move { Ok(Status::from(&running(&ctx)?.metrics())) },
+    ))?;
+    r.tool(Tool::typed(
+        "cluster.members",
+        "The daemons registered with this cluster (hakiri-full/core `serve` with [cluster] coordinators): name, address, profile, version, capabilities, and health `up`, or `down` once its heartbeats stopped for longer than it asked",
+        |_: Empty, ctx| async move {
+            let node = running(&ctx)?;
+            members(&node).await.map_err(failed)
+        },
     ))?;
     r.tool(Tool::typed(
         "cluster.add",

@@ -1,68 +1,21 @@
-//! `catalog-coord`: the dataset catalog on a cluster of coordinators
-//! (`coord://c1:7979,c2:7979,c3:7979`), so several daemons share one view of
-//! their datasets. A thin client of the coordinators' HTTP API: each
-//! dataset is one key, `catalog/datasets/<name>`, holding its entry as JSON;
-//! `publish` is a compare-and-swap on that key's version, so a concurrent
-//! publisher gets the catalog's conflict error and never overwrites.
-//!
-//! Any coordinator answers (followers forward to the leader); a request
-//! that finds one down or leaderless tries the next. The dataset's files
-//! live on shared storage; the entry says where.
+//! The `coord://` dataset catalog: each dataset is one key,
+//! `catalog/datasets/<name>`, holding its entry as JSON; `publish` is a
+//! compare-and-swap on that key's version (fenced by the writer's lease when
+//! it holds one), so a concurrent publisher gets the catalog's conflict
+//! error and never overwrites.
 
-mod client;
-mod lease;
-
-use client::{Coordinators, Put};
-use hakiri_data_api::{conflict, Catalog, CatalogBackend, CatalogConfig, DatasetEntry, WriterLock};
-use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Section};
-use lease::{Lease, Leases};
-use serde::Deserialize;
+use crate::client::{Coordinators, Put};
+use crate::lease::{Lease, Leases};
+use crate::ClientConfig;
+use hakiri_data_api::{conflict, Catalog, CatalogBackend, DatasetEntry, WriterLock};
+use hakiri_kernel::{BoxFuture, Context};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-hakiri_kernel::capability!(register);
-
 /// Where the catalog's keys live on the coordinators.
-const PREFIX: &str = "catalog/datasets/";
+pub(crate) const PREFIX: &str = "catalog/datasets/";
 
-/// `[catalog-coord]` in hakiri.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CoordCatalogConfig {
-    /// The environment variable holding a coordinator API token (one minted
-    /// with `hakiri-coord auth token --tool 'kv.*'`); unset: no token, for
-    /// coordinators serving with `[coord-api] auth = "none"` on loopback.
-    pub token_env: String,
-    /// How long one request may take, in milliseconds.
-    pub timeout_ms: u64,
-    /// A writer's lease on a dataset lasts this long without renewal (it is
-    /// renewed every third of it): how long a crashed writer blocks others.
-    pub lease_ttl_ms: u64,
-}
-
-impl Default for CoordCatalogConfig {
-    fn default() -> Self {
-        CoordCatalogConfig {
-            token_env: "HAKIRI_COORD_TOKEN".into(),
-            timeout_ms: 30_000,
-            lease_ttl_ms: 15_000,
-        }
-    }
-}
-
-impl Section for CoordCatalogConfig {
-    const NAME: &'static str = "catalog-coord";
-}
-
-fn register(r: &mut Registrar) -> Result<(), KernelError> {
-    r.config::<CoordCatalogConfig>()?;
-    r.config::<CatalogConfig>()?;
-    r.provide::<dyn CatalogBackend>("coord", Arc::new(Backend))?;
-    r.check(|ctx| async move { self_check(&ctx).await });
-    Ok(())
-}
-
-struct Backend;
+pub(crate) struct Backend;
 
 impl CatalogBackend for Backend {
     fn open<'a>(
@@ -71,7 +24,7 @@ impl CatalogBackend for Backend {
         ctx: &'a Context,
     ) -> BoxFuture<'a, anyhow::Result<Box<dyn Catalog>>> {
         Box::pin(async move {
-            let config = ctx.section::<CoordCatalogConfig>();
+            let config = ctx.section::<ClientConfig>();
             let coords = Arc::new(Coordinators::parse(url, &config)?);
             let leases = Leases::new(coords.clone(), config.lease_ttl_ms);
             Ok(Box::new(CoordCatalog { coords, leases }) as Box<dyn Catalog>)
@@ -175,21 +128,4 @@ impl Catalog for CoordCatalog {
             Ok(Some(Box::new(lease) as Box<dyn WriterLock>))
         })
     }
-}
-
-/// With `[catalog] url = "coord://…"`: runs the catalog conformance checks'
-/// basic round trip against the coordinators.
-async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
-    let url = ctx.section::<CatalogConfig>().url.clone();
-    if !url.starts_with("coord://") {
-        return Ok(CheckOutcome::Skipped(
-            "no coord:// catalog configured ([catalog] url = \"coord://host:7979,…\")".into(),
-        ));
-    }
-    let config = ctx.section::<CoordCatalogConfig>();
-    let coords = Coordinators::parse(&url, &config)?;
-    let n = coords.list(PREFIX).await?.len();
-    Ok(CheckOutcome::Ok(format!(
-        "listed {n} dataset(s) on the coordinators at {url}"
-    )))
 }

@@ -5,9 +5,9 @@ use hakiri_kernel::{Config, Context, Profile};
 use hakiri_testkit::coord;
 use std::time::Duration;
 
-use hakiri_cap_catalog_coord as _;
+use hakiri_cap_coord_client as _;
 
-static PROFILE: Profile = hakiri_kernel::embedded_profile!("catalog-coord-test");
+static PROFILE: Profile = hakiri_kernel::embedded_profile!("coord-client-test");
 
 fn ctx(url: &str) -> Context {
     let toml = format!("[catalog]\nurl = {url:?}\n");

@@ -1,7 +1,7 @@
 //! The coordinators' HTTP API, as the catalog uses it: any coordinator
 //! answers; one that is down, or has no leader now, sends us to the next.
 
-use crate::CoordCatalogConfig;
+use crate::ClientConfig;
 use anyhow::{bail, Context as _};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -26,7 +26,7 @@ pub(crate) struct Coordinators {
 
 impl Coordinators {
     /// `coord://h1:7979,h2:7979`: one or more `host:port` of coordinator APIs.
-    pub(crate) fn parse(url: &str, config: &CoordCatalogConfig) -> anyhow::Result<Coordinators> {
+    pub(crate) fn parse(url: &str, config: &ClientConfig) -> anyhow::Result<Coordinators> {
         let rest = url
             .strip_prefix("coord://")
             .with_context(|| format!("not a coord:// URL: {url}"))?;
@@ -144,6 +144,16 @@ impl Coordinators {
             )),
             (s, v) => Err(Self::unexpected(&path, s, &v)),
         }
+    }
+
+    /// Any request; the status and body, whatever they are.
+    pub(crate) async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        self.send(method, path, Some(body)).await
     }
 
     /// `POST`/`DELETE` on a lease: the status and body, whatever they are.
