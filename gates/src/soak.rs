@@ -40,11 +40,9 @@ fn http(
 
 /// Makes calls against the daemon.
 enum Driver {
-    Coord {
-        addr: String,
-        /// `Bearer <token>`, sent with every request.
-        bearer: String,
-    },
+    /// A three-node cluster: writes, linearizable reads and status, spread
+    /// over every node (followers forward to the leader).
+    Coord { apis: Vec<String>, next: u64 },
     Mcp {
         addr: String,
         session: Option<String>,
@@ -58,11 +56,6 @@ enum Driver {
 impl Driver {
     fn new(profile: &str, ready: &str, token: String, home: &std::path::Path) -> Result<Driver> {
         match profile {
-            "hakiri-coord" => Ok(Driver::Coord {
-                addr: service_addr(ready, "coord-api")
-                    .context("coord-api address not in the ready line")?,
-                bearer: format!("Bearer {token}"),
-            }),
             "hakiri-full" => {
                 let addr =
                     service_addr(ready, "mcp").context("mcp address not in the ready line")?;
@@ -124,11 +117,24 @@ impl Driver {
 
     fn call(&mut self) -> Result<()> {
         match self {
-            Driver::Coord { addr, bearer } => {
-                let resp = http(addr, "GET", "/v1/cluster", &[("Authorization", bearer)], "")?;
+            Driver::Coord { apis, next } => {
+                *next += 1;
+                let n = *next;
+                let addr = &apis[(n % apis.len() as u64) as usize];
+                // 1000 keys rewritten over and over: the state stays the
+                // same size, so growth would be the log (snapshots purge it).
+                let key = format!("/v1/kv/soak/{}", n % 1000);
+                let value = format!(r#"{{"value":"{}"}}"#, "v".repeat(100));
+                let json = [("Content-Type", "application/json")];
+                let (method, path, body) = match n % 4 {
+                    0 | 1 => ("PUT", key.as_str(), value.as_str()),
+                    2 => ("GET", key.as_str(), ""),
+                    _ => ("GET", "/v1/cluster", ""),
+                };
+                let resp = http(addr, method, path, &json, body)?;
                 anyhow::ensure!(
-                    resp.status == 200,
-                    "GET /v1/cluster answered {}: {}",
+                    resp.status == 200 || (resp.status == 404 && method == "GET"),
+                    "{method} {path} answered {}: {}",
                     resp.status,
                     resp.body
                 );
@@ -247,8 +253,25 @@ pub fn run(
         }
         None => None,
     };
-    let running = probe::start_serve(&bin, &home)?;
-    let mut driver = Driver::new(&package, &running.ready_line, token, &home)?;
+    // coord is soaked as a cluster of three, sampled at its largest node;
+    // the others as one daemon.
+    let mut cluster = Vec::new();
+    let mut daemon = None;
+    let (pids, mut driver): (Vec<u32>, Driver) = if package == "hakiri-coord" {
+        cluster = hakiri_testkit::coord::cluster(&bin, 3);
+        let pids = cluster
+            .iter()
+            .filter_map(|n| n.process.as_ref().map(|p| p.pid()))
+            .collect();
+        let apis = cluster.iter().map(|n| n.api_addr()).collect();
+        (pids, Driver::Coord { apis, next: 0 })
+    } else {
+        let running = probe::start_serve(&bin, &home)?;
+        let driver = Driver::new(&package, &running.ready_line, token, &home)?;
+        let pid = running.pid();
+        daemon = Some(running);
+        (vec![pid], driver)
+    };
     let warmup = (duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(3600));
     let interval = (duration / 100).clamp(Duration::from_secs(1), Duration::from_secs(300));
     let start = Instant::now();
@@ -270,7 +293,10 @@ pub fn run(
             }
         }
         if Instant::now() >= next_sample {
-            let rss = probe::rss(running.pid()).context("the daemon died during the soak")?;
+            let mut rss = 0;
+            for pid in &pids {
+                rss = rss.max(probe::rss(*pid).context("a daemon died during the soak")?);
+            }
             let sample = Sample {
                 at_s: start.elapsed().as_secs_f64(),
                 rss,
@@ -293,6 +319,7 @@ pub fn run(
             }
         }
     }
+    drop((cluster, daemon));
     let _ = std::fs::remove_dir_all(&home);
     let verdict = judge(&samples, MAX_DRIFT)?;
     report(&package, &verdict);

@@ -12,6 +12,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// 16 random hex digits (std's per-process random hash keys): unique across
+/// processes and machines.
+pub(crate) fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let n = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{n:016x}")
+}
+
 /// The lease's name on the coordinators for dataset `name`.
 fn lease_name(name: &str) -> String {
     format!("dataset.{name}")

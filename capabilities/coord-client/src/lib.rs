@@ -64,19 +64,41 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     Ok(())
 }
 
-/// With `[catalog] url = "coord://…"`: runs the catalog conformance checks'
-/// basic round trip against the coordinators.
+/// With coordinators configured (`[cluster] coordinators`, else a
+/// `coord://` `[catalog] url`): a compare-and-swap write, a read and a
+/// delete of a scratch key, and a lease taken and given back.
 async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
-    let url = ctx.section::<CatalogConfig>().url.clone();
+    let members = &ctx.section::<member::ClusterConfig>().coordinators;
+    let url = if members.is_empty() {
+        ctx.section::<CatalogConfig>().url.clone()
+    } else {
+        format!("coord://{}", members.join(","))
+    };
     if !url.starts_with("coord://") {
         return Ok(CheckOutcome::Skipped(
-            "no coord:// catalog configured ([catalog] url = \"coord://host:7979,…\")".into(),
+            "no coordinators configured ([cluster] coordinators, or [catalog] url = \"coord://host:7979,…\")".into(),
         ));
     }
-    let config = ctx.section::<ClientConfig>();
-    let coords = Coordinators::parse(&url, &config)?;
-    let n = coords.list(catalog::PREFIX).await?.len();
+    let coords = Arc::new(Coordinators::parse(&url, &ctx.section::<ClientConfig>())?);
+    let key = format!("check/{}", lease::nonce());
+    let put = serde_json::json!({ "value": "ok", "expect_version": 0 });
+    anyhow::ensure!(
+        matches!(coords.put(&key, &put).await?, client::Put::Applied),
+        "the coordinators refused a create-only write of a fresh key"
+    );
+    let read = coords.get(&key).await?;
+    anyhow::ensure!(
+        read.as_ref().is_some_and(|kv| kv["value"] == "ok"),
+        "read back {read:?}"
+    );
+    anyhow::ensure!(
+        coords.delete(&key).await?,
+        "the scratch key was not there to delete"
+    );
+    let leases = lease::Leases::new(coords.clone(), 5_000);
+    let held = leases.acquire(&format!("check-{}", lease::nonce())).await?;
+    hakiri_data_api::WriterLock::release(Box::new(held)).await;
     Ok(CheckOutcome::Ok(format!(
-        "listed {n} dataset(s) on the coordinators at {url}"
+        "compare-and-swap, read and delete of a key, and a lease taken and released, at {url}"
     )))
 }

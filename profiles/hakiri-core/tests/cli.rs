@@ -28,6 +28,7 @@ fn reports_exactly_its_capabilities_with_linked_versions() {
             "auth",
             "catalog-sqlite",
             "connectors",
+            "coord-client",
             "datasets",
             "engine",
             "lambda",
@@ -203,7 +204,7 @@ fn a_catalog_of_another_profile_names_that_profile() {
     home.write_config("[catalog]\nurl = \"nosuch://x\"\n");
     let out = hakiri(home.path(), &["datasets"]);
     assert!(
-        text(&out.stderr).contains("unknown catalog `nosuch`; this binary has: s3, sqlite"),
+        text(&out.stderr).contains("unknown catalog `nosuch`; this binary has: coord, s3, sqlite"),
         "{}",
         text(&out.stderr)
     );

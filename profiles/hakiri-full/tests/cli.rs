@@ -25,6 +25,7 @@ fn reports_exactly_its_capabilities() {
             "catalog-postgres",
             "catalog-sqlite",
             "connectors",
+            "coord-client",
             "datasets",
             "engine",
             "lambda",
@@ -153,6 +154,9 @@ fn backends_do_real_round_trips_when_configured() {
     let resp = http::request("PUT", &url, &[], b"", http::TIMEOUT)
         .unwrap_or_else(|e| panic!("PUT {url}: {e}"));
     assert_eq!(resp.status, 200, "{}", resp.body);
+    // A one-node coordinator cluster for coord-client.
+    let coord = hakiri_testkit::coord::cluster(&hakiri_testkit::coord::binary(), 1);
+    let coordinators = format!("[{:?}]", coord[0].api_addr());
 
     let home = Home::new();
     let out = hakiri_testkit::run_with(
@@ -171,6 +175,7 @@ fn backends_do_real_round_trips_when_configured() {
             ("HAKIRI_CATALOG_DYNAMO__ENDPOINT", &aws),
             ("HAKIRI_CATALOG_DYNAMO__ACCESS_KEY_ID", "test"),
             ("HAKIRI_CATALOG_DYNAMO__SECRET_ACCESS_KEY", "test"),
+            ("HAKIRI_CLUSTER__COORDINATORS", &coordinators),
         ],
         &[],
     );
@@ -181,6 +186,10 @@ fn backends_do_real_round_trips_when_configured() {
         "every backend is configured:\n{stdout}"
     );
     assert!(stdout.contains("ok: PostgreSQL"), "{stdout}");
+    assert!(
+        stdout.contains("ok: compare-and-swap, read and delete of a key"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("put/get/list/delete round trip"),
         "{stdout}"
