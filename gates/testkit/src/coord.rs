@@ -45,6 +45,8 @@ pub struct Coordinator {
     pub peer: u16,
     pub api: u16,
     pub process: Option<Running>,
+    /// Extra environment for its `serve`, e.g. `HAKIRI_RAFT__SNAPSHOT_EVERY`.
+    pub env: Vec<(String, String)>,
     bin: PathBuf,
 }
 
@@ -56,6 +58,7 @@ impl Coordinator {
             peer: free_port(),
             api: free_port(),
             process: None,
+            env: Vec::new(),
             bin: bin.to_path_buf(),
         }
     }
@@ -93,6 +96,7 @@ impl Coordinator {
         if let Some(url) = join {
             cmd.env("HAKIRI_RAFT__JOIN", url);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("serve");
         cmd
     }
@@ -121,7 +125,18 @@ impl Coordinator {
 
 /// A cluster of coordinators 1..=n: the first starts it, the others join.
 pub fn cluster(bin: &Path, n: u64) -> Vec<Coordinator> {
+    cluster_with(bin, n, &[])
+}
+
+/// [`cluster`], each node with `env` set too.
+pub fn cluster_with(bin: &Path, n: u64, env: &[(&str, &str)]) -> Vec<Coordinator> {
     let mut nodes: Vec<Coordinator> = (1..=n).map(|id| Coordinator::new(bin, id)).collect();
+    for node in &mut nodes {
+        node.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
     nodes[0].start(None);
     let first = nodes[0].peer_url();
     for node in nodes.iter_mut().skip(1) {

@@ -453,3 +453,60 @@ fn a_damaged_data_directory_refuses_to_start() {
     let err = text(&out.stderr);
     assert!(err.contains(&file.display().to_string()), "{err}");
 }
+
+#[test]
+fn a_node_joining_after_compaction_catches_up_from_a_snapshot() {
+    // Small snapshots and a short log: what a new node needs is purged.
+    let env = [
+        ("HAKIRI_RAFT__SNAPSHOT_EVERY", "50"),
+        ("HAKIRI_RAFT__KEEP_LOGS", "10"),
+    ];
+    let mut nodes = coord::cluster_with(std::path::Path::new(BIN), 3, &env);
+    let l = leader(&nodes, None, Duration::from_secs(10));
+    let api = nodes.iter().find(|n| n.id == l).unwrap().api_url();
+    for i in 0..300 {
+        let w = put(&api, &format!("k{i}"), json!({ "value": format!("v{i}") }));
+        assert_eq!(w.status, 200, "{}", w.body);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lead = loop {
+        let lead = nodes.iter().find(|n| n.id == l).unwrap().status().unwrap();
+        if lead["purged_index"].as_u64().unwrap_or(0) >= 200 {
+            break lead;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log was not compacted: {lead}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let target = lead["applied_index"].as_u64().unwrap();
+
+    let mut fourth = Node::new(std::path::Path::new(BIN), 4);
+    fourth.env = nodes[0].env.clone();
+    fourth.start(Some(&nodes[0].peer_url()));
+    let caught_up = |node: &Node| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = node.status();
+            if s.as_ref()
+                .is_some_and(|s| s["applied_index"].as_u64() >= Some(target))
+            {
+                return s.unwrap();
+            }
+            assert!(Instant::now() < deadline, "no catch-up to {target}: {s:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let s = caught_up(&fourth);
+    assert!(
+        s["snapshot_index"].as_u64().unwrap_or(0) >= 200,
+        "caught up without the snapshot? {s}"
+    );
+    // What it installed is on its disk: killed, it comes back with it.
+    fourth.kill9();
+    fourth.start(None);
+    caught_up(&fourth);
+    assert_eq!(get(&fourth.api_url(), "k299").json()["kv"]["value"], "v299");
+    nodes.push(fourth);
+}
