@@ -18,11 +18,23 @@ type NodeId = u64;
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
+    /// The committed id openraft last reported, written with the next
+    /// append: a transaction of its own per commit cost as much as the
+    /// append, and openraft needs it only as a hint (re-applying after a
+    /// restart stops at the last one stored).
+    committed: std::sync::Arc<std::sync::Mutex<Option<Option<LogId<NodeId>>>>>,
 }
 
 impl LogStore {
     pub(crate) fn new(db: Db) -> LogStore {
-        LogStore { db }
+        LogStore {
+            db,
+            committed: Default::default(),
+        }
+    }
+
+    fn committed(&self) -> std::sync::MutexGuard<'_, Option<Option<LogId<NodeId>>>> {
+        self.committed.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -91,20 +103,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| StorageIOError::read_vote(&e).into())
     }
 
-    /// Not fsynced on its own: it rides on the next durable commit. Losing
-    /// it only means re-applying entries after a restart.
+    /// Kept in memory and written with the next append (see `committed`).
     async fn save_committed(
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        let db = self.db.clone();
-        let bytes = encode(&committed);
-        blocking(move || db.put_meta(&[("committed", bytes)], false))
-            .await
-            .map_err(|e| StorageIOError::write(&e).into())
+        *self.committed() = Some(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        if let Some(c) = *self.committed() {
+            return Ok(c);
+        }
         let db = self.db.clone();
         blocking(move || Ok(db.meta::<Option<LogId<NodeId>>>("committed")?.flatten()))
             .await
