@@ -291,15 +291,51 @@ fn verify(db: &Db) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Runs a store operation off the async workers (redb blocks on fsync).
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The store's own thread: redb serializes writers anyway, and one thread
+/// (rather than tokio's blocking pool, which grows a thread, and an
+/// allocator heap, per concurrent fsync) keeps a busy node's footprint flat.
+fn worker() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<Job>> {
+    static WORKER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("raft-store".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("cannot start the raft store thread");
+        std::sync::Mutex::new(tx)
+    })
+}
+
+/// Runs a store operation on the store's thread (redb blocks on fsync); a
+/// panic in it is an error, not a lost thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, std::io::Error> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(std::io::Error::other(e)),
-        Err(e) => Err(std::io::Error::other(format!(
-            "raft store task failed: {e}"
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(out);
+    });
+    let sent = worker().lock().unwrap_or_else(|p| p.into_inner()).send(job);
+    if sent.is_err() {
+        return Err(std::io::Error::other("the raft store thread has stopped"));
+    }
+    match rx.await {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => Err(std::io::Error::other(e)),
+        Ok(Err(panic)) => Err(std::io::Error::other(format!(
+            "raft store operation crashed: {}",
+            hakiri_kernel::panics::message(&*panic)
         ))),
+        Err(_) => Err(std::io::Error::other(
+            "the raft store thread dropped an operation",
+        )),
     }
 }
