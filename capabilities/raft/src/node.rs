@@ -201,7 +201,8 @@ impl Node {
 
     /// Adds or removes a voter, on whichever node leads.
     pub async fn change(&self, change: Change) -> Result<Value, NodeError> {
-        self.at_leader("/raft/members", &change, || {
+        // The leader-only route: a forwarded change is never forwarded on.
+        self.at_leader("/raft/members/leader", &change, || {
             self.change_here(change.clone())
         })
         .await

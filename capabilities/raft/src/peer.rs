@@ -1,9 +1,10 @@
 //! The peer port (`[raft] listen`): Raft RPCs from other coordinators, and
 //! client operations forwarded to the leader. Every request must carry the
 //! cluster's name (`x-hakiri-cluster`, else 409) and, when a secret is set,
-//! `Authorization: Bearer <secret>` (else 401). A forwarded write or read
-//! sent to a follower answers 421 and is not applied; a membership change
-//! (a joining node) is forwarded on to the leader.
+//! `Authorization: Bearer <secret>` (else 401). A forwarded write, read or
+//! membership change sent to a follower answers 421 and is not applied; a
+//! joining node's request (`/raft/members`) may reach any member, which
+//! forwards it to the leader.
 
 use crate::network::CLUSTER_HEADER;
 use crate::node::{Change, Node, NodeError, Read};
@@ -36,6 +37,7 @@ pub fn router(node: Arc<Node>, cluster: String, secret: Option<String>) -> Route
         .route("/raft/write", post(write))
         .route("/raft/read", post(read))
         .route("/raft/members", post(members))
+        .route("/raft/members/leader", post(members_here))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(Peer {
             node,
@@ -150,4 +152,17 @@ async fn members(State(p): State<Peer>, headers: HeaderMap, Json(req): Json<Chan
     }
     // Joining nodes may knock on any member: this one forwards.
     answer(p.node.change(req).await)
+}
+
+/// A change forwarded by a member: applied here if this node leads, else
+/// 421, so two members with stale views never bounce it between them.
+async fn members_here(
+    State(p): State<Peer>,
+    headers: HeaderMap,
+    Json(req): Json<Change>,
+) -> Response {
+    if let Some(r) = p.refuse(&headers) {
+        return r;
+    }
+    answer(p.node.change_here(req).await)
 }
