@@ -22,9 +22,14 @@ pub(crate) fn status_of(value: &Value) -> Option<StatusCode> {
 
 /// Failures that mean "the cluster cannot answer now; retry".
 pub(crate) fn unavailable(message: &str) -> bool {
-    ["no leader", "may or may not", "is not running here"]
-        .iter()
-        .any(|m| message.contains(m))
+    [
+        "no leader",
+        "may or may not",
+        "is not running here",
+        "membership change is in progress",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// The request body as a JSON object, with `extra` fields added.

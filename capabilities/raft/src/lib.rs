@@ -116,6 +116,8 @@ async fn become_member(node: &Node, config: &RaftConfig, advertised: &str) -> an
                 id,
                 addr: advertised.to_string(),
             };
+            // Refused for good: a wrong secret (401) or cluster (409); a
+            // change already under way (503, another node joining) passes.
             let deadline = std::time::Instant::now() + START_TIMEOUT;
             loop {
                 let added: Result<serde_json::Value, _> = node

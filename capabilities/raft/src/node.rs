@@ -37,6 +37,9 @@ pub enum NodeError {
     Peer(#[from] HttpError),
     #[error("{0}")]
     Refused(String),
+    /// Another membership change is under way; retrying soon succeeds.
+    #[error("another membership change is in progress ({0}); retry shortly")]
+    Busy(String),
     #[error("raft: {0}")]
     Raft(String),
 }
@@ -263,6 +266,9 @@ fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> No
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
             NodeError::NotLeader(f.leader_id.unwrap_or(0))
         }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::InProgress(e),
+        )) => NodeError::Busy(e.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             NodeError::Refused(format!("membership change refused: {e}"))
         }

@@ -510,3 +510,33 @@ fn a_node_joining_after_compaction_catches_up_from_a_snapshot() {
     assert_eq!(get(&fourth.api_url(), "k299").json()["kv"]["value"], "v299");
     nodes.push(fourth);
 }
+
+#[test]
+fn nodes_joining_at_once_all_become_voters() {
+    let bin = std::path::Path::new(BIN);
+    let mut first = Node::new(bin, 1);
+    first.start(None);
+    let url = first.peer_url();
+    let joiners: Vec<_> = (2..=4)
+        .map(|id| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut node = Node::new(std::path::Path::new(BIN), id);
+                node.start(Some(&url));
+                node
+            })
+        })
+        .collect();
+    let mut nodes: Vec<Node> = joiners.into_iter().map(|j| j.join().unwrap()).collect();
+    nodes.push(first);
+    let status = nodes.last().unwrap().status().unwrap();
+    let mut voters: Vec<u64> = status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    voters.sort();
+    assert_eq!(voters, [1, 2, 3, 4], "{status}");
+}
