@@ -258,6 +258,19 @@ async fn members(node: &Node) -> Result<Vec<Value>, NodeError> {
     Ok(out)
 }
 
+/// A membership change; one the cluster refuses (the last member, an id
+/// taken) answers `succeeded: false` with the reason, like a failed
+/// compare-and-swap, rather than failing the call.
+async fn change(ctx: &Context, change: Change) -> Result<Value, ToolError> {
+    match running(ctx)?.change(change).await {
+        Ok(v) => Ok(v),
+        Err(NodeError::Refused(why)) => {
+            Ok(serde_json::json!({ "succeeded": false, "reason": why }))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
 async fn write(ctx: &Context, req: Request) -> Result<Response, ToolError> {
     running(ctx)?.write(req).await.map_err(failed)
 }
@@ -287,18 +300,13 @@ pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
             if !(i.addr.starts_with("http://") || i.addr.starts_with("https://")) {
                 return Err(invalid("cluster.add", format!("addr must be a peer URL like http://host:7980, not {:?}", i.addr)));
             }
-            running(&ctx)?.change(Change::Add { id: i.id, addr: i.addr }).await.map_err(failed)
+            change(&ctx, Change::Add { id: i.id, addr: i.addr }).await
         },
     ))?;
     r.tool(Tool::typed(
         "cluster.remove",
         "Removes a node from the cluster's voters; refused for the last one",
-        |i: RemoveInput, ctx| async move {
-            running(&ctx)?
-                .change(Change::Remove { id: i.id })
-                .await
-                .map_err(failed)
-        },
+        |i: RemoveInput, ctx| async move { change(&ctx, Change::Remove { id: i.id }).await },
     ))?;
     r.tool(Tool::typed(
         "kv.get",

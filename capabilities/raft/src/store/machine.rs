@@ -126,6 +126,22 @@ impl State {
         }
     }
 
+    /// A write's conditions: its fence, and its expected version.
+    fn conditions_hold(
+        &self,
+        key: &str,
+        now: Option<&Versioned>,
+        expect: Option<u64>,
+        fence: &Option<Fence>,
+    ) -> Result<(), String> {
+        self.fence_holds(fence)?;
+        let at = now.map_or(0, |v| v.version);
+        match expect {
+            Some(e) if e != at => Err(format!("key `{key}` is at version {at}, not {e}")),
+            _ => Ok(()),
+        }
+    }
+
     fn apply(&mut self, req: Request) -> Response {
         let refuse =
             |current: Option<Versioned>, lease: Option<Lease>, revision, why: String| Response {
@@ -144,17 +160,10 @@ impl State {
                 fence,
             } => {
                 let now = self.keys.get(&key).cloned();
-                if let Err(why) = self.fence_holds(&fence) {
+                if let Err(why) = self.conditions_hold(&key, now.as_ref(), expect, &fence) {
                     return refuse(now, None, self.revision, why);
                 }
                 let at = now.as_ref().map_or(0, |v| v.version);
-                if expect.is_some_and(|e| e != at) {
-                    let why = format!(
-                        "key `{key}` is at version {at}, not {}",
-                        expect.unwrap_or(0)
-                    );
-                    return refuse(now, None, self.revision, why);
-                }
                 self.revision += 1;
                 let next = Versioned {
                     value,
@@ -172,15 +181,7 @@ impl State {
             }
             Request::Delete { key, expect, fence } => {
                 let now = self.keys.get(&key).cloned();
-                if let Err(why) = self.fence_holds(&fence) {
-                    return refuse(now, None, self.revision, why);
-                }
-                let at = now.as_ref().map_or(0, |v| v.version);
-                if expect.is_some_and(|e| e != at) {
-                    let why = format!(
-                        "key `{key}` is at version {at}, not {}",
-                        expect.unwrap_or(0)
-                    );
+                if let Err(why) = self.conditions_hold(&key, now.as_ref(), expect, &fence) {
                     return refuse(now, None, self.revision, why);
                 }
                 if now.is_some() {
