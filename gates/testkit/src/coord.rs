@@ -101,10 +101,27 @@ impl Coordinator {
         cmd
     }
 
+    /// Starts `serve`. On a first start, a port another test took between
+    /// [`free_port`] and the bind is traded for fresh ones; a restart keeps
+    /// its addresses, since the cluster knows it by them.
     pub fn start(&mut self, join: Option<&str>) {
-        let running = Running::until_ready(&mut self.command(join), Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("coordinator {}: {e}", self.id));
-        self.process = Some(running);
+        let first = !self.home.path().join("raft").exists();
+        let mut tries = 0;
+        loop {
+            match Running::until_ready(&mut self.command(join), Duration::from_secs(60)) {
+                Ok(running) => {
+                    self.process = Some(running);
+                    return;
+                }
+                Err(e) if first && tries < 5 && e.to_string().contains("Address in use") => {
+                    tries += 1;
+                    let _ = std::fs::remove_dir_all(self.home.path().join("raft"));
+                    self.peer = free_port();
+                    self.api = free_port();
+                }
+                Err(e) => panic!("coordinator {}: {e}", self.id),
+            }
+        }
     }
 
     /// SIGKILL, as a crash.
