@@ -18,6 +18,10 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx "$HAKIRI_TARGET"; then
   rustup target add "$HAKIRI_TARGET"
 fi
+# WebAssembly connectors (the SDK, its example, the test guests) build for WASI 0.2.
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done

@@ -115,8 +115,15 @@ pub type SourceReader = Box<dyn std::io::Read + Send>;
 
 /// A connector, provided under a source kind (`file`, `http`).
 pub trait Connector: Send + Sync {
-    /// Whether this connector reads `source` (a path, URL, `-`, …).
-    fn accepts(&self, source: &str) -> bool;
+    /// Whether this connector reads `source` (a path, URL, `-`, …). `ctx`
+    /// is there for connectors installed at run time (WASM ones), whose
+    /// schemes live under the home.
+    fn accepts(&self, source: &str, ctx: &Context) -> bool;
+    /// The format `open` yields when the connector decides it rather than
+    /// the source's name (`ndjson` for a WASM connector's records).
+    fn yields(&self, _source: &str, _ctx: &Context) -> Option<&'static str> {
+        None
+    }
     /// Opens `source` for reading.
     fn open<'a>(
         &'a self,
@@ -141,7 +148,7 @@ impl ExtensionPoint for dyn Connector {
 /// (`s3://bucket/logs/*.csv`), or `source` itself.
 pub async fn expand_source(ctx: &Context, source: &str) -> anyhow::Result<Vec<String>> {
     for (_, connector) in ctx.all::<dyn Connector>() {
-        if connector.accepts(source) {
+        if connector.accepts(source, ctx) {
             return connector.expand(source, ctx).await;
         }
     }
@@ -229,18 +236,37 @@ pub async fn open_catalog(ctx: &Context) -> anyhow::Result<Box<dyn Catalog>> {
     backend.open(&url, ctx).await
 }
 
-/// Opens `source` with the first connector (in kind order) that accepts it;
-/// returns the connector's kind and the reader.
-pub async fn open_source(ctx: &Context, source: &str) -> anyhow::Result<(String, SourceReader)> {
+/// A source opened by a connector.
+pub struct OpenedSource {
+    /// The connector's kind (`file`, `http`, `wasm`).
+    pub kind: String,
+    /// The format the connector yields, when it decides it ([`Connector::yields`]).
+    pub format: Option<&'static str>,
+    pub reader: SourceReader,
+}
+
+/// Opens `source` with the first connector (in kind order) that accepts it.
+pub async fn open_source(ctx: &Context, source: &str) -> anyhow::Result<OpenedSource> {
     let connectors = ctx.all::<dyn Connector>();
-    let Some((kind, connector)) = connectors.iter().find(|(_, c)| c.accepts(source)) else {
+    let Some((kind, connector)) = connectors.iter().find(|(_, c)| c.accepts(source, ctx)) else {
         let kinds: Vec<&str> = connectors.iter().map(|(k, _)| *k).collect();
         anyhow::bail!(
             "no connector reads `{source}`; connectors in this binary: {}",
             kinds.join(", ")
         );
     };
-    Ok((kind.to_string(), connector.open(source, ctx).await?))
+    Ok(OpenedSource {
+        kind: kind.to_string(),
+        format: connector.yields(source, ctx),
+        reader: connector.open(source, ctx).await?,
+    })
+}
+
+/// Whether a connector in this binary (or installed under its home) reads `source`.
+pub fn readable(ctx: &Context, source: &str) -> bool {
+    ctx.all::<dyn Connector>()
+        .iter()
+        .any(|(_, c)| c.accepts(source, ctx))
 }
 
 /// What a capability knows about a dataset that listings should show (its

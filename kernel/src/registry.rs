@@ -27,6 +27,9 @@ pub type CheckFn = Arc<dyn Fn(Context) -> BoxFuture<'static, CheckOutcome> + Sen
 /// this binary reads that source"), reported by `config check` at the
 /// section it names.
 pub type ValidateFn = Arc<dyn Fn(&Context) -> Result<(), String> + Send + Sync>;
+/// What a capability installed at run time (plugins under the home), for
+/// `capabilities --json`.
+pub type InstalledFn = Arc<dyn Fn(&Context) -> serde_json::Value + Send + Sync>;
 pub type LaunchRun =
     Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
 
@@ -52,6 +55,8 @@ pub struct Registry {
     pub services: BTreeMap<String, Owned<ServiceStart>>,
     pub(crate) provisions: Provisions,
     pub checks: BTreeMap<&'static str, CheckFn>,
+    /// Capability name → what it has installed at run time.
+    pub installed: BTreeMap<&'static str, InstalledFn>,
     /// Section name → rules over it that need the bound kernel.
     pub validators: Vec<Owned<(&'static str, ValidateFn)>>,
     /// Section name → how to parse it; the owner is the first registrant.
@@ -321,6 +326,16 @@ impl Registrar<'_> {
                 Box::pin(async move { fut.await.into() })
             }),
         );
+    }
+
+    /// What this capability installed at run time (WASM connectors under
+    /// the home, say), reported under its name by `capabilities --json`
+    /// as `installed`. The kernel never looks inside.
+    pub fn installed<F>(&mut self, list: F)
+    where
+        F: Fn(&Context) -> serde_json::Value + Send + Sync + 'static,
+    {
+        self.reg.installed.insert(self.owner.name, Arc::new(list));
     }
 
     /// A rule over section `T` that needs the bound kernel (the linked

@@ -55,6 +55,9 @@ pub struct CapabilityReport {
     pub summary: String,
     pub libraries: Vec<LibraryReport>,
     pub contributes: Contributions,
+    /// What it installed at run time (plugins under the home), if it installs any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub(crate) struct FileConnector;
 
 impl Connector for FileConnector {
-    fn accepts(&self, source: &str) -> bool {
+    fn accepts(&self, source: &str, _ctx: &Context) -> bool {
         !source.contains("://")
     }
 

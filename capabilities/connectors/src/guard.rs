@@ -256,6 +256,16 @@ impl RemotePolicy {
         })
     }
 
+    /// A policy admitting URLs under `prefixes` that reach public addresses
+    /// or `addresses` (for clients other than the `http` connector's: a
+    /// WASM connector's requests through the host).
+    pub fn new(prefixes: Vec<UrlPrefix>, addresses: Vec<Cidr>) -> RemotePolicy {
+        RemotePolicy {
+            prefixes,
+            addresses,
+        }
+    }
+
     /// Whether a remote caller may connect to `ip`.
     pub fn address_allowed(&self, ip: IpAddr) -> bool {
         is_public(ip) || self.addresses.iter().any(|c| c.contains(ip))

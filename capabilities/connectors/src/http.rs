@@ -28,7 +28,7 @@ pub(crate) fn is_url(source: &str) -> bool {
 pub(crate) struct HttpConnector;
 
 impl Connector for HttpConnector {
-    fn accepts(&self, source: &str) -> bool {
+    fn accepts(&self, source: &str, _ctx: &Context) -> bool {
         is_url(source)
     }
 
@@ -102,6 +102,16 @@ fn too_big(shown: &str, max: u64) -> String {
     format!("{shown} delivers more than {max} bytes, the most a remote caller may read over HTTP; raise [connectors] max_bytes to allow it")
 }
 
+/// A client with `[connectors]` timeouts that holds every request, redirect
+/// and resolved address to `policy`: the client a sandboxed guest's requests
+/// go through.
+pub fn guarded_client(
+    cfg: &ConnectorsConfig,
+    policy: Arc<RemotePolicy>,
+) -> anyhow::Result<reqwest::Client> {
+    make_client(cfg, Some(policy))
+}
+
 /// A client with `[connectors]` timeouts; for a remote caller (`policy`),
 /// also no proxy (so the address checks see the real destination), the
 /// address-filtering resolver, and redirects re-checked against the policy.
@@ -158,7 +168,7 @@ impl StdError for Refused {}
 
 /// The message for a failed request: a policy refusal as written, a timeout
 /// naming the settings, else the error chain.
-fn request_error(shown: &str, cfg: &ConnectorsConfig, e: reqwest::Error) -> anyhow::Error {
+pub fn request_error(shown: &str, cfg: &ConnectorsConfig, e: reqwest::Error) -> anyhow::Error {
     let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
     while let Some(err) = source {
         if let Some(refused) = err.downcast_ref::<Refused>() {

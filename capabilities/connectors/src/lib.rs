@@ -15,6 +15,7 @@ mod http;
 mod http_tests;
 
 pub use config::ConnectorsConfig;
+pub use http::{guarded_client, request_error};
 
 use crate::file::FileConnector;
 use crate::http::HttpConnector;
@@ -80,7 +81,8 @@ const PREVIEW_BYTES: u64 = 1 << 20;
 
 async fn preview(ctx: &Context, input: PreviewInput) -> anyhow::Result<Preview> {
     let rows = input.rows.unwrap_or(10).clamp(1, 1000);
-    let (kind, reader) = hakiri_data_api::open_source(ctx, &input.source).await?;
+    let hakiri_data_api::OpenedSource { kind, reader, .. } =
+        hakiri_data_api::open_source(ctx, &input.source).await?;
     let mut p = tokio::task::spawn_blocking(move || {
         let mut bytes = Vec::new();
         reader.take(PREVIEW_BYTES).read_to_end(&mut bytes)?;
@@ -182,11 +184,14 @@ pub(crate) mod tests {
         assert!(e.contains("empty"), "{e}");
     }
 
+    static PROFILE: hakiri_kernel::Profile = hakiri_kernel::embedded_profile!("connectors-test");
+
     #[test]
     fn kinds_split_paths_from_urls() {
-        assert!(FileConnector.accepts("./sales.csv"));
-        assert!(FileConnector.accepts("-"));
-        assert!(!FileConnector.accepts("https://example.com/a.csv"));
-        assert!(HttpConnector.accepts("https://example.com/a.csv"));
+        let ctx = Context::from_inventory(hakiri_kernel::Config::default(), &PROFILE).unwrap();
+        assert!(FileConnector.accepts("./sales.csv", &ctx));
+        assert!(FileConnector.accepts("-", &ctx));
+        assert!(!FileConnector.accepts("https://example.com/a.csv", &ctx));
+        assert!(HttpConnector.accepts("https://example.com/a.csv", &ctx));
     }
 }

@@ -60,7 +60,7 @@ fn matches(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 impl Connector for S3Connector {
-    fn accepts(&self, source: &str) -> bool {
+    fn accepts(&self, source: &str, _ctx: &Context) -> bool {
         source.starts_with("s3://")
     }
 

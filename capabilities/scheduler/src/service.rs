@@ -59,7 +59,7 @@ pub fn validate(ctx: &Context) -> anyhow::Result<Arc<RefreshJobs>> {
     check_unique(&jobs.0)?;
     let connectors = ctx.all::<dyn Connector>();
     for job in &jobs.0 {
-        if !connectors.iter().any(|(_, c)| c.accepts(&job.source)) {
+        if !hakiri_data_api::readable(ctx, &job.source) {
             let kinds: Vec<&str> = connectors.iter().map(|(k, _)| *k).collect();
             anyhow::bail!(
                 "job `{}`: no connector reads `{}`; connectors in {}: {}",

@@ -1,269 +1,130 @@
-//! `wasm-host`: compiles and runs WebAssembly modules in a Wasmtime sandbox.
-//! A guest is bounded in every way it could hurt the host: instructions
-//! (fuel), wall-clock time (epoch deadline), memory, tables and instances
-//! (`StoreLimits`), stack (a trap, not a crash), and module size. Each limit
-//! ends the call with an error; the host keeps serving.
+//! `wasm-host`: WebAssembly connectors, and ad-hoc functions in WAT.
+//!
+//! A connector is a component of the `hakiri:connector` world
+//! (`wit/connector.wit`, built with the SDK in `sdk/connector`), installed
+//! with `hakiri connector add` under the home and read like any built-in
+//! source: `hakiri ingest myscheme://… --as t` on the CLI, over MCP and in
+//! `serve`. Guests are untrusted: WASI with nothing behind it, HTTP only to
+//! the hosts the operator allowed, and every call bounded by fuel, a
+//! deadline and a memory cap ([`WasmConfig`]); a misbehaving guest ends its
+//! call with an error naming it, and the host keeps serving.
 
-use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Section, Tool, ToolError};
+mod call;
+mod cli;
+mod config;
+mod connector;
+mod guest;
+pub mod installed;
+mod runtime;
+
+pub use config::WasmConfig;
+pub use runtime::{describe_file, Limits, WIT_PACKAGE};
+
+use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
+use installed::Installed;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::sync::mpsc;
-use std::time::Duration;
-use wasmtime::{
-    Config, Engine, Instance, Module, Store, StoreLimits, StoreLimitsBuilder, Val, ValType,
-};
+use std::sync::Arc;
 
 hakiri_kernel::capability!(register);
 
-/// `[wasm-host]` in hakiri.toml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WasmConfig {
-    /// Fuel (roughly, instructions) a call may burn before it is stopped.
-    pub fuel: u64,
-    /// Linear memory a guest may hold, in MiB.
-    pub memory_mb: usize,
-    /// Wall-clock time a call may take, in milliseconds.
-    pub timeout_ms: u64,
-    /// Largest module accepted, in bytes of its text.
-    pub max_module_bytes: usize,
-}
-
-impl Section for WasmConfig {
-    const NAME: &'static str = "wasm-host";
-}
-
-impl Default for WasmConfig {
-    fn default() -> Self {
-        WasmConfig {
-            fuel: 100_000_000,
-            memory_mb: 64,
-            timeout_ms: 5_000,
-            max_module_bytes: 1 << 20,
-        }
-    }
-}
-
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<WasmConfig>()?;
+    r.config::<hakiri_cap_connectors::ConnectorsConfig>()?;
+    r.state(Installed::default())?;
+    r.provide::<dyn hakiri_data_api::Connector>("wasm", Arc::new(connector::WasmConnectors))?;
+    r.command(cli::command(), cli::run)?;
+    r.installed(|ctx| {
+        let list = ctx
+            .state::<Installed>()
+            .map(|i| i.get(&ctx.config.data_dir))
+            .transpose();
+        match list {
+            Ok(list) => serde_json::json!({
+                "connectors": list.unwrap_or_default().iter().map(public_view).collect::<Vec<_>>()
+            }),
+            Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+        }
+    });
     r.tool(Tool::typed(
         "wasm.call",
         "Compile a WebAssembly module from WAT text and call one exported function with numeric arguments",
-        |input: CallInput, ctx| async move {
+        |input: call::CallInput, ctx| async move {
             let limits = WasmConfig::clone(&ctx.section::<WasmConfig>());
-            tokio::task::spawn_blocking(move || call(&input.module, &input.function, &input.args, &limits))
+            tokio::task::spawn_blocking(move || call::call(&input.module, &input.function, &input.args, &limits))
                 .await
                 .map_err(ToolError::failed)?
                 .map_err(ToolError::Failed)
         },
     ))?;
-    r.check(|_ctx| async {
+    r.tool(Tool::typed(
+        "connector.list",
+        "The WebAssembly connectors installed here: for each, its name, the URL scheme it reads (ingest `scheme://…` to use it), what it reads, and the hosts it may fetch from",
+        |_: NoInput, ctx| async move {
+            let list = ctx
+                .state::<Installed>()
+                .ok_or_else(|| ToolError::Failed("wasm-host state missing".into()))?
+                .get(&ctx.config.data_dir)
+                .map_err(ToolError::failed)?;
+            Ok(list.iter().map(public_view).collect::<Vec<_>>())
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "connector.inspect",
+        "What an installed WebAssembly connector can read at a source (its `discover` answer): give the source URL, e.g. jsonfeed://example.com/feed.json",
+        |input: InspectInput, ctx| async move {
+            let m = connector::installed_for(&ctx, &input.source).ok_or_else(|| {
+                ToolError::Failed(format!(
+                    "no installed connector reads `{}`; see connector.list",
+                    hakiri_data_api::redact(&input.source)
+                ))
+            })?;
+            runtime::discover(&ctx, &m, &input.source).await.map_err(ToolError::failed)
+        },
+    ))?;
+    r.check(|ctx| async move {
         const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
         const SPIN: &str = r#"(module (func (export "spin") (loop (br 0))))"#;
         let limits = WasmConfig { fuel: 10_000, ..WasmConfig::default() };
         let l = limits.clone();
-        let sum = tokio::task::spawn_blocking(move || call(ADD, "add", &[2.0, 40.0], &l)).await;
-        let spin = tokio::task::spawn_blocking(move || call(SPIN, "spin", &[], &limits)).await;
-        match (sum, spin) {
-            (Ok(Ok(v)), Ok(Err(_))) if v == vec![serde_json::json!(42)] => {
-                CheckOutcome::Ok("compiled and called add(2, 40) = 42; an endless loop ran out of fuel".into())
-            }
-            (sum, spin) => CheckOutcome::Failed(format!("add gave {sum:?}; spin gave {spin:?}")),
+        let sum = tokio::task::spawn_blocking(move || call::call(ADD, "add", &[2.0, 40.0], &l)).await;
+        let spin = tokio::task::spawn_blocking(move || call::call(SPIN, "spin", &[], &limits)).await;
+        let installed = ctx.state::<Installed>().map(|i| i.get(&ctx.config.data_dir).map(|l| l.len()));
+        match (sum, spin, installed) {
+            (Ok(Ok(v)), Ok(Err(_)), Some(Ok(n))) if v == vec![serde_json::json!(42)] => CheckOutcome::Ok(format!(
+                "compiled and called add(2, 40) = 42; an endless loop ran out of fuel; {n} connector(s) installed"
+            )),
+            (sum, spin, installed) => CheckOutcome::Failed(format!(
+                "add gave {sum:?}; spin gave {spin:?}; installed connectors: {:?}",
+                installed.map(|r| r.map_err(|e| e.to_string()))
+            )),
         }
     });
     Ok(())
 }
 
+/// What a remote caller may see of a connector: not its settings' values,
+/// which may hold credentials.
+fn public_view(m: &installed::Manifest) -> serde_json::Value {
+    serde_json::json!({
+        "name": m.name,
+        "scheme": m.scheme,
+        "description": m.description,
+        "wit": m.wit,
+        "allow_hosts": m.allow_hosts,
+        "settings": m.settings.keys().collect::<Vec<_>>(),
+        "sha256": m.sha256,
+        "added": m.added,
+    })
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CallInput {
-    /// The module in WebAssembly text format (WAT).
-    module: String,
-    /// Exported function to call.
-    function: String,
-    /// Arguments, converted to the function's parameter types (i32, i64, f32, f64).
-    #[serde(default)]
-    args: Vec<f64>,
-}
+struct NoInput {}
 
-/// Stops the guest's clock: bumps the engine's epoch when `timeout` passes,
-/// unless dropped first (the call finished), which ends the thread at once.
-struct Deadline {
-    _stop: mpsc::Sender<()>,
-}
-
-impl Deadline {
-    fn start(engine: &Engine, timeout: Duration) -> Deadline {
-        let (tx, rx) = mpsc::channel::<()>();
-        let engine = engine.clone();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
-                engine.increment_epoch();
-            }
-        });
-        Deadline { _stop: tx }
-    }
-}
-
-fn call(
-    wat: &str,
-    function: &str,
-    args: &[f64],
-    limits: &WasmConfig,
-) -> Result<Vec<serde_json::Value>, String> {
-    if wat.len() > limits.max_module_bytes {
-        return Err(format!(
-            "the module is {} bytes; the limit is {} ([wasm-host] max_module_bytes)",
-            wat.len(),
-            limits.max_module_bytes
-        ));
-    }
-    let mut config = Config::new();
-    config.consume_fuel(true).epoch_interruption(true);
-    let engine = Engine::new(&config).map_err(|e| format!("cannot start Wasmtime: {e}"))?;
-    let module =
-        Module::new(&engine, wat).map_err(|e| format!("cannot compile the module: {e:#}"))?;
-    let memory = limits.memory_mb.saturating_mul(1 << 20);
-    let store_limits = StoreLimitsBuilder::new()
-        .memory_size(memory)
-        .table_elements(100_000)
-        .instances(1)
-        .tables(4)
-        .memories(1)
-        .build();
-    let mut store: Store<StoreLimits> = Store::new(&engine, store_limits);
-    store.limiter(|l| l);
-    store.set_fuel(limits.fuel).map_err(|e| e.to_string())?;
-    store.set_epoch_deadline(1);
-    let _deadline = Deadline::start(&engine, Duration::from_millis(limits.timeout_ms));
-    let instance = Instance::new(&mut store, &module, &[]).map_err(|e| {
-        format!(
-            "cannot instantiate the module: {e:#} (limits: {} MiB memory, [wasm-host] memory_mb)",
-            limits.memory_mb
-        )
-    })?;
-    let func = instance.get_func(&mut store, function).ok_or_else(|| {
-        let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
-        format!(
-            "the module exports no function `{function}`; exports: {}",
-            exports.join(", ")
-        )
-    })?;
-    let ty = func.ty(&store);
-    if ty.params().len() != args.len() {
-        return Err(format!(
-            "`{function}` takes {} arguments, got {}",
-            ty.params().len(),
-            args.len()
-        ));
-    }
-    let params = ty
-        .params()
-        .zip(args)
-        .map(|(t, a)| match t {
-            ValType::I32 => Ok(Val::I32(*a as i32)),
-            ValType::I64 => Ok(Val::I64(*a as i64)),
-            ValType::F32 => Ok(Val::F32((*a as f32).to_bits())),
-            ValType::F64 => Ok(Val::F64(a.to_bits())),
-            other => Err(format!(
-                "parameter type {other} is not supported; use numeric parameters"
-            )),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut results = vec![Val::I32(0); ty.results().len()];
-    func.call(&mut store, &params, &mut results).map_err(|e| {
-        let why = match e.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::OutOfFuel) => {
-                " (out of fuel: [wasm-host] fuel bounds the instructions a call may run)"
-            }
-            Some(wasmtime::Trap::Interrupt) => {
-                " (out of time: [wasm-host] timeout_ms bounds a call's wall-clock time)"
-            }
-            Some(wasmtime::Trap::StackOverflow) => " (the guest's stack overflowed)",
-            _ => "",
-        };
-        format!("`{function}` trapped: {e:#}{why}")
-    })?;
-    Ok(results
-        .iter()
-        .map(|v| match v {
-            Val::I32(x) => serde_json::json!(x),
-            Val::I64(x) => serde_json::json!(x),
-            Val::F32(x) => serde_json::json!(f32::from_bits(*x)),
-            Val::F64(x) => serde_json::json!(f64::from_bits(*x)),
-            other => serde_json::json!(format!("{other:?}")),
-        })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{call, WasmConfig};
-
-    fn limits() -> WasmConfig {
-        WasmConfig::default()
-    }
-
-    #[test]
-    fn calls_and_reports_errors() {
-        let wat = r#"(module (func (export "mul") (param i64 i64) (result i64) local.get 0 local.get 1 i64.mul))"#;
-        assert_eq!(
-            call(wat, "mul", &[6.0, 7.0], &limits()).unwrap(),
-            vec![serde_json::json!(42)]
-        );
-        assert!(call(wat, "nope", &[], &limits())
-            .unwrap_err()
-            .contains("exports: mul"));
-        assert!(call("(module", "x", &[], &limits())
-            .unwrap_err()
-            .contains("cannot compile"));
-        assert!(call(wat, "mul", &[1.0], &limits())
-            .unwrap_err()
-            .contains("takes 2 arguments"));
-    }
-
-    /// Each hostile guest ends in an error (or a refused grow), never a host crash.
-    #[test]
-    fn hostile_guests_are_bounded() {
-        // memory.grow past the limit fails inside the guest (-1), allocating nothing.
-        let grow = r#"(module (memory 1) (func (export "grow") (result i32) i32.const 60000 memory.grow))"#;
-        assert_eq!(
-            call(grow, "grow", &[], &limits()).unwrap(),
-            vec![serde_json::json!(-1)]
-        );
-        // A module asking for more memory up front does not instantiate.
-        let big = r#"(module (memory 2000) (func (export "f")))"#;
-        assert!(call(big, "f", &[], &limits())
-            .unwrap_err()
-            .contains("cannot instantiate"));
-        // An endless loop with fuel to spare is stopped by the clock.
-        let spin = r#"(module (func (export "spin") (loop (br 0))))"#;
-        let timed = WasmConfig {
-            fuel: u64::MAX,
-            timeout_ms: 200,
-            ..limits()
-        };
-        let err = call(spin, "spin", &[], &timed).unwrap_err();
-        assert!(err.contains("out of time"), "{err}");
-        // ... and by fuel first when fuel is short.
-        let err = call(
-            spin,
-            "spin",
-            &[],
-            &WasmConfig {
-                fuel: 10_000,
-                ..limits()
-            },
-        )
-        .unwrap_err();
-        assert!(err.contains("out of fuel"), "{err}");
-        // Unbounded recursion overflows the guest's stack: a trap.
-        let recurse = r#"(module (func $f (export "r") (call $f)))"#;
-        let err = call(recurse, "r", &[], &limits()).unwrap_err();
-        assert!(err.contains("stack overflowed"), "{err}");
-        // Oversized modules are refused before compiling.
-        let huge = format!("(module) ;; {}", "x".repeat(2 << 20));
-        let err = call(&huge, "f", &[], &limits()).unwrap_err();
-        assert!(err.contains("max_module_bytes"), "{err}");
-    }
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct InspectInput {
+    /// A source the connector reads, e.g. `jsonfeed://example.com/feed.json`.
+    source: String,
 }

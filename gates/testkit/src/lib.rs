@@ -9,6 +9,7 @@ pub mod http;
 pub mod mcp;
 pub mod s3;
 mod serve;
+pub mod wasm;
 
 pub use hakiri_lambda_emulator as lambda;
 pub use serve::{service_addr, start_bootstrap, start_serve, Running, READY_TIMEOUT};

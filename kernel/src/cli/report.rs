@@ -37,6 +37,7 @@ pub(super) async fn capabilities(m: &ArgMatches, ctx: &Context) -> anyhow::Resul
                 .get(cap.name)
                 .cloned()
                 .unwrap_or_default(),
+            installed: ctx.registry.installed.get(cap.name).map(|list| list(ctx)),
             check,
         });
     }

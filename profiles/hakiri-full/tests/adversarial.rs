@@ -88,7 +88,7 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("S3 outside read_prefixes", Who::Agent, "datasets.ingest", r#"{"sources":["s3://any-bucket/secret.csv"],"name":"sales"}"#, ToolError("[s3-sync] read_prefixes")),
     ("huge body",             Who::Agent, "datasets.ingest", r#"{"sources":["{url}/ok/huge.csv"],"name":"sales"}"#, ToolError("max_bytes")),
     // WASM guests.
-    ("memory bomb",           Who::Agent, "wasm.call", r#"{"module":"(module (memory 2000) (func (export \"f\")))","function":"f"}"#, ToolError("cannot instantiate")),
+    ("memory bomb",           Who::Agent, "wasm.call", r#"{"module":"(module (memory 4000) (func (export \"f\")))","function":"f"}"#, ToolError("cannot instantiate")),
     ("infinite loop",         Who::Agent, "wasm.call", r#"{"module":"(module (func (export \"spin\") (loop (br 0))))","function":"spin"}"#, ToolError("out of")),
     ("deep recursion",        Who::Agent, "wasm.call", r#"{"module":"(module (func $f (export \"r\") (call $f)))","function":"r"}"#, ToolError("stack overflowed")),
     ("2 MB module",           Who::Agent, "wasm.call", r#"{"module":"(module) ;; {2mb}","function":"f"}"#, ToolError("max_module_bytes")),

@@ -27,7 +27,8 @@ pub(super) async fn resolve(
         .section::<crate::config::DatasetsConfig>()
         .max_decompressed_bytes;
     for (k, source) in input.sources.iter().enumerate() {
-        let mut files: Vec<(PathBuf, String)> = Vec::new();
+        // (staged file, label, the format its connector says it yields)
+        let mut files: Vec<(PathBuf, String, Option<&'static str>)> = Vec::new();
         if remote && !is_stream(source) && source.contains(['*', '?', '[']) {
             bail!("`{source}`: globs are for the CLI; remote callers name each file");
         }
@@ -38,7 +39,8 @@ pub(super) async fn resolve(
                 false => vec![source.clone()],
             };
             for (j, one) in expanded.into_iter().enumerate() {
-                let (_, reader) = hakiri_data_api::open_source(ctx, &one).await?;
+                let opened = hakiri_data_api::open_source(ctx, &one).await?;
+                let (reader, yields) = (opened.reader, opened.format);
                 let dest = staging.join(format!("source-{k}-{j}"));
                 let (d, pb) = (dest.clone(), progress.clone());
                 let bytes = hakiri_kernel::blocking(&format!("reading {one}"), move || {
@@ -51,14 +53,14 @@ pub(super) async fn resolve(
                         if one == "-" { "stdin" } else { &one }
                     );
                 }
-                files.push((dest, one));
+                files.push((dest, one, yields));
             }
         } else if source.contains(['*', '?', '[']) {
             for p in glob::glob(source).with_context(|| format!("invalid glob `{source}`"))? {
                 let p = p?;
                 if p.is_file() {
                     let label = p.display().to_string();
-                    files.push((p, label));
+                    files.push((p, label, None));
                 }
             }
             if files.is_empty() {
@@ -78,13 +80,13 @@ pub(super) async fn resolve(
                 }
                 files.extend(inside.into_iter().map(|p| {
                     let label = p.display().to_string();
-                    (p, label)
+                    (p, label, None)
                 }));
             } else {
-                files.push((path, source.clone()));
+                files.push((path, source.clone(), None));
             }
         }
-        for (i, (mut path, label)) in files.into_iter().enumerate() {
+        for (i, (mut path, label, yields)) in files.into_iter().enumerate() {
             if std::fs::metadata(&path)?.len() == 0 {
                 bail!("{label} is empty; nothing to ingest");
             }
@@ -110,9 +112,11 @@ pub(super) async fn resolve(
                 .await?;
                 path = dest;
             }
-            // Explicit --format, else the name's extension (stdin has none), else the bytes.
+            // Explicit --format, else what the connector yields, else the
+            // name's extension (stdin has none), else the bytes.
             let format = match input
                 .format
+                .or_else(|| yields.and_then(|f| format_from_name(&format!(".{f}"))))
                 .or_else(|| format_from_name(strip_compression(&label)))
             {
                 Some(f) => f,

@@ -1,0 +1,475 @@
+//! Running connector components: one Wasmtime engine per process (an epoch
+//! ticker drives every store's clock), compiled components cached in memory
+//! and on disk, and a fresh store per use with every limit set: fuel and an
+//! epoch deadline per call, memory per instance, time and output per ingest.
+
+use crate::guest::{Granted, Guest};
+use crate::installed::{self, Manifest};
+use crate::WasmConfig;
+use anyhow::{anyhow, bail};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store};
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "connector",
+});
+
+pub use exports::hakiri::connector::source::{Entry, Info};
+pub use hakiri::connector::host as wit_host;
+
+/// The package this host speaks; a component built against another version
+/// is refused by name.
+pub const WIT_PACKAGE: &str = "hakiri:connector@0.1.0";
+const SOURCE_EXPORT: &str = "hakiri:connector/source@0.1.0";
+
+/// The epoch advances every tick; deadlines are counted in ticks.
+const TICK: Duration = Duration::from_millis(10);
+
+/// The limits one use of a guest runs under, from `[wasm-host]`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub fuel: u64,
+    pub memory_bytes: usize,
+    pub call_timeout: Duration,
+    pub total_timeout: Duration,
+    pub max_output: u64,
+    pub max_batch: u64,
+    pub max_fetch: u64,
+}
+
+impl Limits {
+    pub fn of(cfg: &WasmConfig) -> Limits {
+        Limits {
+            fuel: cfg.fuel,
+            memory_bytes: cfg.memory_bytes(),
+            call_timeout: Duration::from_millis(cfg.timeout_ms),
+            total_timeout: Duration::from_secs(cfg.ingest_timeout_s),
+            max_output: cfg.max_output_mb << 20,
+            max_batch: cfg.max_batch_mb << 20,
+            max_fetch: cfg.max_fetch_mb << 20,
+        }
+    }
+}
+
+struct Runtime {
+    engine: Engine,
+    linker: Linker<Guest>,
+    /// Compiled components by SHA-256 of their bytes.
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+/// The process's engine, linker and compiled components; the epoch ticker
+/// starts with them.
+fn runtime() -> anyhow::Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let build = || -> anyhow::Result<Runtime> {
+                let mut config = Config::new();
+                config.consume_fuel(true).epoch_interruption(true);
+                let engine = Engine::new(&config)?;
+                let mut linker = Linker::new(&engine);
+                Connector::add_to_linker::<Guest, wasmtime::component::HasSelf<Guest>>(
+                    &mut linker,
+                    |g| g,
+                )?;
+                // WASI 0.2 as Rust's std links it, granting nothing: no
+                // preopened directories, no environment, no sockets (see guest.rs).
+                wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+                let ticker = engine.weak();
+                std::thread::Builder::new()
+                    .name("wasm-epoch".into())
+                    .spawn(move || {
+                        while let Some(engine) = ticker.upgrade() {
+                            engine.increment_epoch();
+                            drop(engine);
+                            std::thread::sleep(TICK);
+                        }
+                    })?;
+                Ok(Runtime {
+                    engine,
+                    linker,
+                    compiled: Mutex::new(HashMap::new()),
+                })
+            };
+            build().map_err(|e| format!("cannot start Wasmtime: {e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// What `describe_file` learned from a component about to be added.
+pub struct Described {
+    pub info: Info,
+    pub bytes: Vec<u8>,
+    /// The compiled form for this host, to store beside it.
+    pub compiled: Vec<u8>,
+}
+
+/// Checks that `bytes` is a connector component of this WIT version,
+/// compiles it and asks who it is. Runs guest code: call it off the async
+/// threads (`hakiri_kernel::blocking`).
+pub fn describe_file(bytes: &[u8], shown: &str, limits: &Limits) -> anyhow::Result<Described> {
+    let rt = runtime()?;
+    let component = compile(rt, bytes, shown)?;
+    let manifest = Manifest {
+        name: shown.to_string(),
+        scheme: String::new(),
+        description: String::new(),
+        config_schema: serde_json::Value::Null,
+        wit: WIT_PACKAGE.into(),
+        sha256: String::new(),
+        bytes: bytes.len() as u64,
+        allow_hosts: Vec::new(),
+        settings: Default::default(),
+        added: String::new(),
+    };
+    let mut run = Instance::start(rt, &component, &manifest, Granted::nothing(), limits)?;
+    let info = run.call("describe", |b, s| {
+        b.hakiri_connector_source().call_describe(s)
+    })?;
+    Ok(Described {
+        info,
+        bytes: bytes.to_vec(),
+        compiled: component.serialize()?,
+    })
+}
+
+/// Compiles a component, refusing a core module or another WIT version
+/// with a message that says so.
+fn compile(rt: &Runtime, bytes: &[u8], shown: &str) -> anyhow::Result<Component> {
+    match bytes.get(4..8) {
+        Some([0x0d, 0x00, 0x01, 0x00]) => {}
+        Some([0x01, 0x00, 0x00, 0x00]) => bail!(
+            "{shown} is a core WebAssembly module, not a component; build it for wasm32-wasip2 (with the hakiri-connector SDK) so it exports {WIT_PACKAGE}"
+        ),
+        _ if bytes.starts_with(b"\0asm") => bail!("{shown} is WebAssembly of a layer this host does not read"),
+        _ => bail!("{shown} is not WebAssembly (no `\\0asm` header)"),
+    }
+    let component = Component::new(&rt.engine, bytes)
+        .map_err(|e| anyhow!("{shown} does not compile: {e:#}"))?;
+    check_world(&rt.engine, &component, shown)?;
+    Ok(component)
+}
+
+/// The component exports `source` at this host's version and imports only
+/// `host` and WASI 0.2.
+fn check_world(engine: &Engine, component: &Component, shown: &str) -> anyhow::Result<()> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    if !exports.iter().any(|e| e == SOURCE_EXPORT) {
+        let theirs = exports
+            .iter()
+            .find(|e| e.starts_with("hakiri:connector/source@"));
+        match theirs {
+            Some(other) => bail!(
+                "{shown} was built against {}, but this Hakiri hosts {WIT_PACKAGE}; rebuild it with the hakiri-connector SDK of that version",
+                other.replace("/source", "")
+            ),
+            None => bail!(
+                "{shown} exports no {SOURCE_EXPORT} (it exports: {}); a connector implements the hakiri:connector world",
+                if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+            ),
+        }
+    }
+    for (name, _) in ty.imports(engine) {
+        let granted = name == "hakiri:connector/host@0.1.0"
+            || name.starts_with("wasi:") && name.contains("@0.2.");
+        if !granted {
+            bail!("{shown} imports `{name}`, which this host does not grant; a connector may import hakiri:connector/host and WASI 0.2");
+        }
+    }
+    Ok(())
+}
+
+/// The installed connector's component: from memory, else the compiled
+/// file beside it, else compiled again (and the file refreshed).
+fn load(rt: &Runtime, data_dir: &Path, m: &Manifest) -> anyhow::Result<Component> {
+    let mut cache = rt.compiled.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = cache.get(&m.sha256) {
+        return Ok(c.clone());
+    }
+    let dir = installed::dir(data_dir, &m.name);
+    let compiled = installed::compiled_path(&dir);
+    // SAFETY: the file was written by this host's `serialize` (under the
+    // home, which only its owner writes); Wasmtime checks its version and
+    // settings and errs, rather than misbehaving, on a mismatch.
+    let component = match unsafe { Component::deserialize_file(&rt.engine, &compiled) } {
+        Ok(c) => c,
+        Err(_) => {
+            let wasm = installed::wasm_path(&dir);
+            let bytes =
+                std::fs::read(&wasm).map_err(|e| anyhow!("cannot read {}: {e}", wasm.display()))?;
+            let c = compile(rt, &bytes, &format!("connector `{}`", m.name))?;
+            if let Ok(out) = c.serialize() {
+                let tmp = compiled.with_extension("cwasm.tmp");
+                if std::fs::write(&tmp, out).is_ok() {
+                    let _ = std::fs::rename(&tmp, &compiled);
+                }
+            }
+            c
+        }
+    };
+    cache.insert(m.sha256.clone(), component.clone());
+    Ok(component)
+}
+
+/// One instance of a connector in its own store.
+pub struct Instance {
+    store: Store<Guest>,
+    bindings: Connector,
+    name: String,
+    limits: Limits,
+    started: Instant,
+    /// Set once a call trapped: the store cannot be entered again.
+    poisoned: bool,
+}
+
+impl Instance {
+    fn start(
+        rt: &Runtime,
+        component: &Component,
+        m: &Manifest,
+        granted: Granted,
+        limits: &Limits,
+    ) -> anyhow::Result<Instance> {
+        let mut store = Store::new(&rt.engine, Guest::new(m, granted, limits));
+        store.limiter(|g| &mut g.limiter);
+        store.set_fuel(limits.fuel)?;
+        store.set_epoch_deadline(ticks(limits.call_timeout));
+        let bindings = Connector::instantiate(&mut store, component, &rt.linker).map_err(|e| {
+            anyhow!(
+                "connector `{}` cannot start: {}",
+                m.name,
+                crate::guest::explain(&e, store.data(), limits)
+            )
+        })?;
+        Ok(Instance {
+            store,
+            bindings,
+            name: m.name.clone(),
+            limits: limits.clone(),
+            started: Instant::now(),
+            poisoned: false,
+        })
+    }
+
+    /// Calls into the guest with a fresh call's fuel and deadline (never past
+    /// the whole use's deadline); a trap becomes an error naming the
+    /// connector, the call and the limit that stopped it.
+    pub fn call<R>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&Connector, &mut Store<Guest>) -> wasmtime::Result<R>,
+    ) -> anyhow::Result<R> {
+        let left = self
+            .limits
+            .total_timeout
+            .saturating_sub(self.started.elapsed());
+        if left.is_zero() {
+            bail!(
+                "connector `{}` ran out of time: {} s in all ([wasm-host] ingest_timeout_s)",
+                self.name,
+                self.limits.total_timeout.as_secs()
+            );
+        }
+        self.store.set_fuel(self.limits.fuel)?;
+        self.store
+            .set_epoch_deadline(ticks(self.limits.call_timeout.min(left)));
+        f(&self.bindings, &mut self.store).map_err(|e| {
+            self.poisoned = true;
+            anyhow!(
+                "connector `{}` failed in `{what}`: {}",
+                self.name,
+                crate::guest::explain(&e, self.store.data(), &self.limits)
+            )
+        })
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() / TICK.as_millis()).max(1) as u64 + 1
+}
+
+fn instance(ctx: &hakiri_kernel::Context, m: &Manifest) -> anyhow::Result<Instance> {
+    let rt = runtime()?;
+    let component = load(rt, &ctx.config.data_dir, m)?;
+    let limits = Limits::of(&ctx.section::<WasmConfig>());
+    let granted = Granted::for_caller(ctx, m)?;
+    Instance::start(rt, &component, m, granted, &limits)
+}
+
+/// One thing a connector can read, as `discover` listed it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Found {
+    pub source: String,
+    pub description: String,
+}
+
+/// What the connector lists at or under `source`.
+pub async fn discover(
+    ctx: &hakiri_kernel::Context,
+    m: &Manifest,
+    source: &str,
+) -> anyhow::Result<Vec<Found>> {
+    let (ctx, m, source) = (ctx.clone(), m.clone(), source.to_string());
+    hakiri_kernel::blocking("running a connector", move || {
+        let mut run = instance(&ctx, &m)?;
+        let name = m.name.clone();
+        let entries = run
+            .call("discover", |b, s| {
+                b.hakiri_connector_source().call_discover(s, &source)
+            })?
+            .map_err(|e| anyhow!("connector `{name}`: {e}"))?;
+        Ok(entries
+            .into_iter()
+            .map(|e: Entry| Found {
+                source: e.source,
+                description: e.description,
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Reads `source` through the connector: NDJSON batches, each checked line
+/// by line, sent into `tx` until the source ends, a limit is hit or the
+/// receiver goes away. Errors name the connector; the first error ends it.
+/// Returns once `open` has answered (its error is returned), then pumps.
+/// Where `stream` says whether `open` succeeded; taken by whoever answers first.
+pub type Opened = Arc<Mutex<Option<tokio::sync::oneshot::Sender<anyhow::Result<()>>>>>;
+
+pub fn stream(
+    ctx: &hakiri_kernel::Context,
+    m: &Manifest,
+    source: &str,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    opened: &Opened,
+) {
+    let answer = |r: anyhow::Result<()>| {
+        if let Some(o) = opened.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = o.send(r);
+        }
+    };
+    let mut run = match instance(ctx, m) {
+        Ok(r) => r,
+        Err(e) => {
+            answer(Err(e));
+            return;
+        }
+    };
+    let name = m.name.clone();
+    let records: ResourceAny = match run
+        .call("open", |b, s| {
+            b.hakiri_connector_source().call_open(s, source)
+        })
+        .and_then(|r| {
+            r.map_err(|e| {
+                anyhow!(
+                    "connector `{name}` cannot open `{}`: {e}",
+                    hakiri_data_api::redact(source)
+                )
+            })
+        }) {
+        Ok(r) => r,
+        Err(e) => {
+            answer(Err(e));
+            return;
+        }
+    };
+    answer(Ok(()));
+    if let Err(e) = pump(&mut run, records, &name, source, &tx) {
+        let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+    } else if !run.poisoned {
+        let _ = records.resource_drop(&mut run.store);
+    }
+}
+
+/// Calls `next` until the source ends, checking and forwarding each batch.
+fn pump(
+    run: &mut Instance,
+    records: ResourceAny,
+    name: &str,
+    source: &str,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+) -> anyhow::Result<()> {
+    let mut total: u64 = 0;
+    let mut batch_no = 0u64;
+    loop {
+        batch_no += 1;
+        let next = run.call("next", |b, s| {
+            b.hakiri_connector_source().records().call_next(s, records)
+        })?;
+        let mut batch = match next {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return Ok(()),
+            Err(e) => bail!(
+                "connector `{name}` failed reading `{}`: {e}",
+                hakiri_data_api::redact(source)
+            ),
+        };
+        if batch.len() as u64 > run.limits.max_batch {
+            bail!(
+                "connector `{name}` returned a batch of {} MiB; batches may be at most {} MiB ([wasm-host] max_batch_mb)",
+                batch.len() >> 20,
+                run.limits.max_batch >> 20
+            );
+        }
+        total += batch.len() as u64;
+        if total > run.limits.max_output {
+            bail!(
+                "connector `{name}` produced more than {} MiB ([wasm-host] max_output_mb); nothing was kept",
+                run.limits.max_output >> 20
+            );
+        }
+        check_batch(&batch).map_err(|e| {
+            anyhow!("connector `{name}` returned a malformed batch (batch {batch_no}): {e}")
+        })?;
+        if !batch.ends_with(b"\n") {
+            batch.push(b'\n'); // so batches never run together
+        }
+        if tx.blocking_send(Ok(batch)).is_err() {
+            return Ok(()); // the reader went away
+        }
+    }
+}
+
+/// Every line of a batch is one JSON object; the batch ends with a newline
+/// (one is added when missing, so batches never run together).
+fn check_batch(batch: &[u8]) -> Result<(), String> {
+    for (i, line) in batch.split(|b| *b == b'\n').enumerate() {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed[0] != b'{' {
+            return Err(format!(
+                "line {} is not a JSON object: `{}`",
+                i + 1,
+                preview(trimmed)
+            ));
+        }
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(trimmed) {
+            return Err(format!(
+                "line {} is not valid JSON ({e}): `{}`",
+                i + 1,
+                preview(trimmed)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn preview(line: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&line[..line.len().min(80)]).to_string();
+    if line.len() > 80 {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
