@@ -22,6 +22,8 @@ const MAX_LOG_LINE: usize = 2048;
 /// HTTP as the host grants it to one connector.
 pub struct Network {
     client: reqwest::Client,
+    /// Checks the URL asked for; the client checks redirects and resolved names.
+    policy: Arc<RemotePolicy>,
     cfg: ConnectorsConfig,
     handle: tokio::runtime::Handle,
 }
@@ -71,12 +73,14 @@ impl Granted {
                 .collect::<Result<_, _>>()
                 .map_err(anyhow::Error::msg)?
         };
-        let client = guarded_client(&cfg, Arc::new(RemotePolicy::new(prefixes, addresses)))?;
+        let policy = Arc::new(RemotePolicy::new(prefixes, addresses));
+        let client = guarded_client(&cfg, policy.clone())?;
         Ok(Granted {
             settings: m.settings.clone(),
             allow_hosts: m.allow_hosts.clone(),
             net: Some(Network {
                 client,
+                policy,
                 cfg,
                 handle: tokio::runtime::Handle::current(),
             }),
@@ -186,8 +190,8 @@ pub fn explain(e: &wasmtime::Error, g: &Guest, limits: &Limits) -> String {
     };
     if let Some(asked) = g.limiter.refused {
         why += &format!(
-            " after asking for {} MiB of memory, past the {} MiB limit ([wasm-host] memory_mb)",
-            asked >> 20,
+            " after asking to grow its memory to {:.1} MiB, past the {} MiB limit ([wasm-host] memory_mb)",
+            asked as f64 / (1u64 << 20) as f64,
             limits.memory_bytes >> 20
         );
     }
@@ -255,6 +259,8 @@ impl wit_host::Host for Guest {
                 if self.granted.allow_hosts.is_empty() { "empty".to_string() } else { self.granted.allow_hosts.join(", ") }
             ));
         }
+        // A literal address (`http://127.0.0.1/`) never reaches the resolver's check.
+        net.policy.check_url(&url)?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| format!("`{}` is not an HTTP method", req.method))?;
         let mut request = net.client.request(method.clone(), url);

@@ -155,7 +155,7 @@ fn the_example_connector_is_a_source_like_any_other() {
 
     // MCP on the daemon: an agent's fetch through the guest reaches only
     // public addresses unless [connectors] allow_addresses lists it.
-    let token = mint_token(BIN, h, &["--tool", "*"]);
+    let token = mint_token(BIN, h, &["--tool", "*", "--dataset", "*"]);
     let mut serve = hakiri_testkit::start_serve(BIN, h);
     let mcp = Mcp::open(&format!("http://{}/mcp", serve.addr("mcp")), &token).expect("session");
     let (failed, listed) = mcp.call("connector.list", "{}");
@@ -213,7 +213,7 @@ fn misbehaving_guests_are_stopped_by_name_and_the_daemon_keeps_serving() {
             "example.com",
         ],
     );
-    let token = mint_token(BIN, h, &["--tool", "*"]);
+    let token = mint_token(BIN, h, &["--tool", "*", "--dataset", "*"]);
     let mut serve = hakiri_testkit::start_serve(BIN, h);
     let mcp = Mcp::open(&format!("http://{}/mcp", serve.addr("mcp")), &token).expect("session");
     let ingest_as = |what: &str, name: &str| {

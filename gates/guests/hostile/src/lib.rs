@@ -24,7 +24,14 @@ fn fetch(url: &str) -> String {
 }
 
 fn record(key: &str, value: &str) -> String {
-    let escaped: String = value.chars().flat_map(char::escape_default).collect();
+    let escaped: String = value
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c if c.is_control() => vec![' '],
+            c => vec![c],
+        })
+        .collect();
     format!("{{\"probe\":\"{key}\",\"outcome\":\"{escaped}\"}}\n")
 }
 
