@@ -9,8 +9,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WasmConfig {
-    /// Fuel (roughly, instructions) one call into a guest may burn before it
-    /// is stopped (default 2 000 000 000).
+    /// Fuel (roughly, instructions) a `wasm.call` may burn before it is
+    /// stopped (default 2 000 000 000). Connectors are bounded by time instead.
     pub fuel: u64,
     /// Linear memory a guest instance may hold, in MiB (default 128).
     pub memory_mb: usize,

@@ -178,7 +178,6 @@ impl Guest {
 pub fn explain(e: &wasmtime::Error, g: &Guest, limits: &Limits) -> String {
     use wasmtime::Trap;
     let mut why = match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => format!("it ran out of fuel ({} per call, [wasm-host] fuel)", limits.fuel),
         Some(Trap::Interrupt) => format!(
             "it ran out of time ({} ms per call, [wasm-host] timeout_ms; {} s per ingest, ingest_timeout_s)",
             limits.call_timeout.as_millis(),
