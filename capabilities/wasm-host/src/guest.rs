@@ -21,7 +21,9 @@ const MAX_LOG_LINE: usize = 2048;
 
 /// HTTP as the host grants it to one connector.
 pub struct Network {
-    client: reqwest::Client,
+    /// Built at the first fetch: most uses never fetch, and building a
+    /// client (loading the system's CA roots) costs milliseconds.
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     /// Checks the URL asked for; the client checks redirects and resolved names.
     policy: Arc<RemotePolicy>,
     cfg: ConnectorsConfig,
@@ -74,12 +76,11 @@ impl Granted {
                 .map_err(anyhow::Error::msg)?
         };
         let policy = Arc::new(RemotePolicy::new(prefixes, addresses));
-        let client = guarded_client(&cfg, policy.clone())?;
         Ok(Granted {
             settings: m.settings.clone(),
             allow_hosts: m.allow_hosts.clone(),
             net: Some(Network {
-                client,
+                client: std::sync::OnceLock::new(),
                 policy,
                 cfg,
                 handle: tokio::runtime::Handle::current(),
@@ -262,7 +263,14 @@ impl wit_host::Host for Guest {
         net.policy.check_url(&url)?;
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| format!("`{}` is not an HTTP method", req.method))?;
-        let mut request = net.client.request(method.clone(), url);
+        let client = net
+            .client
+            .get_or_init(|| {
+                guarded_client(&net.cfg, net.policy.clone()).map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(|e| e.clone())?;
+        let mut request = client.request(method.clone(), url);
         for (k, v) in &req.headers {
             // The host decides where a request goes and how long it is.
             if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length") {

@@ -59,8 +59,9 @@ impl Limits {
 struct Runtime {
     engine: Engine,
     linker: Linker<Guest>,
-    /// Compiled components by SHA-256 of their bytes.
-    compiled: Mutex<HashMap<String, Component>>,
+    /// Compiled components, linked and ready to instantiate, by SHA-256 of
+    /// their bytes: a use pays only for its instance.
+    compiled: Mutex<HashMap<String, ConnectorPre<Guest>>>,
 }
 
 /// The process's engine, linker and compiled components; the epoch ticker
@@ -129,7 +130,9 @@ pub fn describe_file(bytes: &[u8], shown: &str, limits: &Limits) -> anyhow::Resu
         settings: Default::default(),
         added: String::new(),
     };
-    let mut run = Instance::start(rt, &component, &manifest, Granted::nothing(), limits)?;
+    let mut run = Instance::start(rt, &manifest, Granted::nothing(), limits, |s| {
+        Connector::instantiate(s, &component, &rt.linker)
+    })?;
     let info = run.call("describe", |b, s| {
         b.hakiri_connector_source().call_describe(s)
     })?;
@@ -187,12 +190,12 @@ fn check_world(engine: &Engine, component: &Component, shown: &str) -> anyhow::R
     Ok(())
 }
 
-/// The installed connector's component: from memory, else the compiled
-/// file beside it, else compiled again (and the file refreshed).
-fn load(rt: &Runtime, data_dir: &Path, m: &Manifest) -> anyhow::Result<Component> {
+/// The installed connector, ready to instantiate: from memory, else the
+/// compiled file beside it, else compiled again (and the file refreshed).
+fn load(rt: &Runtime, data_dir: &Path, m: &Manifest) -> anyhow::Result<ConnectorPre<Guest>> {
     let mut cache = rt.compiled.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = cache.get(&m.sha256) {
-        return Ok(c.clone());
+    if let Some(pre) = cache.get(&m.sha256) {
+        return Ok(pre.clone());
     }
     let dir = installed::dir(data_dir, &m.name);
     let compiled = installed::compiled_path(&dir);
@@ -215,8 +218,10 @@ fn load(rt: &Runtime, data_dir: &Path, m: &Manifest) -> anyhow::Result<Component
             c
         }
     };
-    cache.insert(m.sha256.clone(), component.clone());
-    Ok(component)
+    let pre = ConnectorPre::new(rt.linker.instantiate_pre(&component)?)
+        .map_err(|e| anyhow!("connector `{}` cannot be linked: {e:#}", m.name))?;
+    cache.insert(m.sha256.clone(), pre.clone());
+    Ok(pre)
 }
 
 /// One instance of a connector in its own store.
@@ -233,15 +238,15 @@ pub struct Instance {
 impl Instance {
     fn start(
         rt: &Runtime,
-        component: &Component,
         m: &Manifest,
         granted: Granted,
         limits: &Limits,
+        instantiate: impl FnOnce(&mut Store<Guest>) -> wasmtime::Result<Connector>,
     ) -> anyhow::Result<Instance> {
         let mut store = Store::new(&rt.engine, Guest::new(m, granted, limits));
         store.limiter(|g| &mut g.limiter);
         store.set_epoch_deadline(ticks(limits.call_timeout));
-        let bindings = Connector::instantiate(&mut store, component, &rt.linker).map_err(|e| {
+        let bindings = instantiate(&mut store).map_err(|e| {
             anyhow!(
                 "connector `{}` cannot start: {}",
                 m.name,
@@ -296,10 +301,10 @@ fn ticks(d: Duration) -> u64 {
 
 fn instance(ctx: &hakiri_kernel::Context, m: &Manifest) -> anyhow::Result<Instance> {
     let rt = runtime()?;
-    let component = load(rt, &ctx.config.data_dir, m)?;
+    let pre = load(rt, &ctx.config.data_dir, m)?;
     let limits = Limits::of(&ctx.section::<WasmConfig>());
     let granted = Granted::for_caller(ctx, m)?;
-    Instance::start(rt, &component, m, granted, &limits)
+    Instance::start(rt, m, granted, &limits, |s| pre.instantiate(s))
 }
 
 /// One thing a connector can read, as `discover` listed it.

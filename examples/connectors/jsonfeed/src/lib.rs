@@ -2,17 +2,18 @@
 //! one record per item, following `next_url` page by page (one batch each).
 //! Fetched over https, or http with `--set protocol=http`.
 use hakiri_connector::{config_or, get, Entry, Guest, GuestRecords, Info, Records};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::cell::RefCell;
 
-struct JsonFeed;
-
-struct Pages {
-    next: RefCell<Option<String>>,
-}
-
-fn fetch(url: &str) -> Result<Value, String> {
-    serde_json::from_slice(&get(url)?).map_err(|e| format!("{url} is not a JSON Feed: {e}"))
+/// One page; items stay raw JSON (validated, never rebuilt as a tree).
+#[derive(Deserialize)]
+struct Page<'a> {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
+    next_url: Option<String>,
 }
 
 fn url_of(source: &str) -> Result<String, String> {
@@ -20,6 +21,16 @@ fn url_of(source: &str) -> Result<String, String> {
         .split_once("://")
         .ok_or("expected jsonfeed://host/path")?;
     Ok(format!("{}://{rest}", config_or("protocol", "https")))
+}
+
+fn parse<'a>(url: &str, body: &'a [u8]) -> Result<Page<'a>, String> {
+    serde_json::from_slice(body).map_err(|e| format!("{url} is not a JSON Feed: {e}"))
+}
+
+struct JsonFeed;
+
+struct Pages {
+    next: RefCell<Option<String>>,
 }
 
 impl Guest for JsonFeed {
@@ -36,11 +47,13 @@ impl Guest for JsonFeed {
     }
 
     fn discover(source: String) -> Result<Vec<Entry>, String> {
-        let feed = fetch(&url_of(&source)?)?;
-        let title = feed["title"].as_str().unwrap_or("untitled feed");
+        let url = url_of(&source)?;
+        let title = parse(&url, &get(&url)?)?
+            .title
+            .unwrap_or_else(|| "untitled feed".into());
         Ok(vec![Entry {
             source,
-            description: title.to_string(),
+            description: title,
         }])
     }
 
@@ -56,14 +69,17 @@ impl GuestRecords for Pages {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
-        let page = fetch(&url)?;
-        *self.next.borrow_mut() = page["next_url"].as_str().map(str::to_string);
-        let mut batch = Vec::new();
-        for item in page["items"]
-            .as_array()
-            .ok_or(format!("{url} has no `items` array"))?
-        {
-            serde_json::to_writer(&mut batch, item).map_err(|e| e.to_string())?;
+        let body = get(&url)?;
+        let page = parse(&url, &body)?;
+        *self.next.borrow_mut() = page.next_url;
+        let mut batch = Vec::with_capacity(body.len());
+        for item in page.items {
+            // A newline inside JSON can only be whitespace: one line per item.
+            batch.extend(
+                item.get()
+                    .bytes()
+                    .map(|b| if b == b'\n' { b' ' } else { b }),
+            );
             batch.push(b'\n');
         }
         Ok(Some(batch))
