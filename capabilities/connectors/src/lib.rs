@@ -184,11 +184,9 @@ pub(crate) mod tests {
         assert!(e.contains("empty"), "{e}");
     }
 
-    static PROFILE: hakiri_kernel::Profile = hakiri_kernel::embedded_profile!("connectors-test");
-
     #[test]
     fn kinds_split_paths_from_urls() {
-        let ctx = Context::from_inventory(hakiri_kernel::Config::default(), &PROFILE).unwrap();
+        let ctx = context("");
         assert!(FileConnector.accepts("./sales.csv", &ctx));
         assert!(FileConnector.accepts("-", &ctx));
         assert!(!FileConnector.accepts("https://example.com/a.csv", &ctx));

@@ -252,7 +252,7 @@ impl wit_host::Host for Guest {
             url.host_str().unwrap_or_default(),
             url.port().map(|p| format!(":{p}")).unwrap_or_default()
         );
-        if !self.granted.allow_hosts.iter().any(|h| *h == authority) {
+        if !self.granted.allow_hosts.contains(&authority) {
             return Err(format!(
                 "`{authority}` is not on connector `{}`'s allow-list ({}); the operator adds hosts with `hakiri connector add … --replace --allow-host {authority}`",
                 self.name,

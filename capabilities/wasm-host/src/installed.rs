@@ -119,8 +119,11 @@ pub fn publish(staging: &Path, data_dir: &Path, name: &str) -> anyhow::Result<()
 /// connector added from the CLI.
 #[derive(Default)]
 pub struct Installed {
-    cache: Mutex<Option<(PathBuf, Option<SystemTime>, Arc<Vec<Manifest>>)>>,
+    cache: Mutex<Option<Listing>>,
 }
+
+/// One reading of the connectors directory: where, its mtime then, what it held.
+type Listing = (PathBuf, Option<SystemTime>, Arc<Vec<Manifest>>);
 
 impl Installed {
     pub fn get(&self, data_dir: &Path) -> anyhow::Result<Arc<Vec<Manifest>>> {
