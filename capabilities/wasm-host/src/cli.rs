@@ -36,6 +36,12 @@ pub fn command() -> Command {
                         .help("A setting key=value the connector reads with host.config; repeatable"),
                 )
                 .arg(
+                    Arg::new("set-env")
+                        .long("set-env")
+                        .action(ArgAction::Append)
+                        .help("A setting key=ENV_VAR whose value is read from the daemon's environment at each use (secrets stay off disk); repeatable"),
+                )
+                .arg(
                     Arg::new("replace")
                         .long("replace")
                         .action(ArgAction::SetTrue)
@@ -175,6 +181,13 @@ async fn add(ctx: &Context, m: &ArgMatches) -> anyhow::Result<Manifest> {
         };
         settings.insert(k.trim().to_string(), v.to_string());
     }
+    let mut settings_env = BTreeMap::new();
+    for kv in m.get_many::<String>("set-env").into_iter().flatten() {
+        let Some((k, var)) = kv.split_once('=').filter(|(_, v)| !v.is_empty()) else {
+            bail!("--set-env `{kv}` is not key=ENV_VAR");
+        };
+        settings_env.insert(k.trim().to_string(), var.to_string());
+    }
     let shown = file.display().to_string();
     let limits = Limits::of(&cfg);
     let described = hakiri_kernel::blocking("compiling the connector", move || {
@@ -218,6 +231,7 @@ async fn add(ctx: &Context, m: &ArgMatches) -> anyhow::Result<Manifest> {
         bytes: described.bytes.len() as u64,
         allow_hosts,
         settings,
+        settings_env,
         added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     let root = installed::root(&data_dir);

@@ -34,6 +34,8 @@ pub struct Network {
 /// installed connector running for a caller, the network.
 pub struct Granted {
     settings: BTreeMap<String, String>,
+    /// key → environment variable, read when asked.
+    settings_env: BTreeMap<String, String>,
     allow_hosts: Vec<String>,
     net: Option<Network>,
 }
@@ -43,6 +45,7 @@ impl Granted {
     pub fn nothing() -> Granted {
         Granted {
             settings: BTreeMap::new(),
+            settings_env: BTreeMap::new(),
             allow_hosts: Vec::new(),
             net: None,
         }
@@ -78,6 +81,7 @@ impl Granted {
         let policy = Arc::new(RemotePolicy::new(prefixes, addresses));
         Ok(Granted {
             settings: m.settings.clone(),
+            settings_env: m.settings_env.clone(),
             allow_hosts: m.allow_hosts.clone(),
             net: Some(Network {
                 client: std::sync::OnceLock::new(),
@@ -232,7 +236,10 @@ impl wit_host::Host for Guest {
     }
 
     fn config(&mut self, key: String) -> Option<String> {
-        self.granted.settings.get(&key).cloned()
+        match self.granted.settings_env.get(&key) {
+            Some(var) => std::env::var(var).ok(),
+            None => self.granted.settings.get(&key).cloned(),
+        }
     }
 
     fn fetch(&mut self, req: wit_host::Request) -> Result<wit_host::Response, String> {

@@ -30,6 +30,9 @@ pub struct Manifest {
     pub allow_hosts: Vec<String>,
     /// Settings its `host.config` returns.
     pub settings: BTreeMap<String, String>,
+    /// Settings read from the environment at each use: key → variable name.
+    #[serde(default)]
+    pub settings_env: BTreeMap<String, String>,
     /// RFC 3339 time it was added.
     pub added: String,
 }

@@ -112,7 +112,7 @@ fn public_view(m: &installed::Manifest) -> serde_json::Value {
         "description": m.description,
         "wit": m.wit,
         "allow_hosts": m.allow_hosts,
-        "settings": m.settings.keys().collect::<Vec<_>>(),
+        "settings": m.settings.keys().chain(m.settings_env.keys()).collect::<Vec<_>>(),
         "sha256": m.sha256,
         "added": m.added,
     })

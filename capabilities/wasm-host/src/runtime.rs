@@ -128,6 +128,7 @@ pub fn describe_file(bytes: &[u8], shown: &str, limits: &Limits) -> anyhow::Resu
         bytes: bytes.len() as u64,
         allow_hosts: Vec::new(),
         settings: Default::default(),
+        settings_env: Default::default(),
         added: String::new(),
     };
     let mut run = Instance::start(rt, &manifest, Granted::nothing(), limits, |s| {

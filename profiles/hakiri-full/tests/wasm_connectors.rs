@@ -139,6 +139,52 @@ fn the_example_connector_is_a_source_like_any_other() {
         inspected["entries"][0]["description"], "Loopback Blog",
         "{inspected}"
     );
+    // A second copy under its own scheme, its setting read from the
+    // environment at each use (never written under the home).
+    ok(
+        h,
+        &[
+            "connector",
+            "add",
+            wasm,
+            "--name",
+            "feed-env",
+            "--scheme",
+            "feedenv",
+            "--allow-host",
+            &feed,
+            "--set-env",
+            "protocol=FEED_PROTOCOL",
+        ],
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(h.join("connectors/feed-env/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["settings"], serde_json::json!({}), "{manifest}");
+    assert_eq!(
+        manifest["settings_env"]["protocol"], "FEED_PROTOCOL",
+        "{manifest}"
+    );
+    let via_env = format!("feedenv://{feed}/feed.json");
+    let out = hakiri_testkit::run_with(
+        BIN,
+        h,
+        &["ingest", &via_env, "--as", "posts_env", "-q"],
+        &[("FEED_PROTOCOL", "http")],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        sql(h, "select count(*) n from posts_env"),
+        serde_json::json!([{"n": 5}])
+    );
+    let e = fails(h, &["ingest", &via_env, "--as", "posts_https"]);
+    assert!(
+        e.contains("connector `feed-env`"),
+        "unset, it speaks https to a plain HTTP server: {e}"
+    );
+    ok(h, &["connector", "remove", "feed-env"]);
     let e = fails(
         h,
         &[
