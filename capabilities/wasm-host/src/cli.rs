@@ -3,6 +3,7 @@
 //! reads a file of the host's and decides which hosts the guest may reach.
 
 use crate::installed::{self, Manifest};
+use crate::records;
 use crate::runtime::{self, Limits};
 use crate::WasmConfig;
 use anyhow::{bail, Context as _};
@@ -110,7 +111,7 @@ pub async fn run(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
             let manifest = find(&data_dir, name)?;
             let mut out = serde_json::json!({ "connector": manifest });
             if let Some(source) = m.get_one::<String>("source") {
-                let entries = runtime::discover(&ctx, &manifest, source).await?;
+                let entries = records::discover(&ctx, &manifest, source).await?;
                 out["entries"] = serde_json::to_value(entries)?;
             }
             println!("{}", serde_json::to_string_pretty(&out)?);

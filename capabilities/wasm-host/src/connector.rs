@@ -3,7 +3,7 @@
 //! through a bounded channel, so memory stays flat whatever the source's size.
 
 use crate::installed::{Installed, Manifest};
-use crate::runtime;
+use crate::records;
 use hakiri_data_api::{Connector, SourceReader};
 use hakiri_kernel::{BoxFuture, Context};
 use std::sync::{Arc, Mutex};
@@ -38,14 +38,14 @@ impl Connector for WasmConnectors {
             };
             let (tx, reader) = hakiri_data_api::chunk_channel(4);
             let (opened_tx, opened) = tokio::sync::oneshot::channel();
-            let answer: runtime::Opened = Arc::new(Mutex::new(Some(opened_tx)));
+            let answer: records::Opened = Arc::new(Mutex::new(Some(opened_tx)));
             let (ctx2, source2, failed, answer2) =
                 (ctx.clone(), source.to_string(), tx.clone(), answer.clone());
             // A panic in the pump must reach the caller as an error, never as
             // an early end of data that would publish half a source.
             tokio::spawn(async move {
                 let pumped = hakiri_kernel::blocking("running a WASM connector", move || {
-                    runtime::stream(&ctx2, &m, &source2, tx, &answer2);
+                    records::stream(&ctx2, &m, &source2, tx, &answer2);
                     Ok(())
                 })
                 .await;

@@ -15,6 +15,7 @@ mod config;
 mod connector;
 mod guest;
 pub mod installed;
+mod records;
 mod runtime;
 
 pub use config::WasmConfig;
@@ -79,7 +80,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     hakiri_data_api::redact(&input.source)
                 ))
             })?;
-            runtime::discover(&ctx, &m, &input.source).await.map_err(ToolError::failed)
+            records::discover(&ctx, &m, &input.source).await.map_err(ToolError::failed)
         },
     ))?;
     r.check(|ctx| async move {
