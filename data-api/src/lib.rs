@@ -269,6 +269,37 @@ pub fn readable(ctx: &Context, source: &str) -> bool {
         .any(|(_, c)| c.accepts(source, ctx))
 }
 
+/// Something derived from a dataset's version (its indexes), built into the
+/// new version's directory before that version is published: a version and
+/// what is derived from it appear together, and a build that fails stops
+/// the publish, leaving the previous version served.
+pub trait VersionBuilder: Send + Sync {
+    /// Builds into `dir` (the unpublished version: its `*.parquet` files)
+    /// whatever `dataset` is configured to have.
+    fn build<'a>(
+        &'a self,
+        ctx: &'a Context,
+        dataset: &'a str,
+        dir: &'a std::path::Path,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+impl ExtensionPoint for dyn VersionBuilder {
+    const NAME: &'static str = "version-builder";
+}
+
+/// Runs every [`VersionBuilder`] over a new version before it is published.
+pub async fn build_derived(
+    ctx: &Context,
+    dataset: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    for (_, builder) in ctx.all::<dyn VersionBuilder>() {
+        builder.build(ctx, dataset, dir).await?;
+    }
+    Ok(())
+}
+
 /// What a capability knows about a dataset that listings should show (its
 /// refresh schedule, its indexes, …): `hakiri datasets` and `datasets.list`
 /// add each provider's answer under the provider's name.

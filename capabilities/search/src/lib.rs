@@ -1,11 +1,13 @@
-//! `search`: full-text search with Tantivy.
+//! `search`: full-text search with Tantivy: persistent indexes over
+//! datasets (`hakiri index create`, `hakiri search`, `search.dataset`), and
+//! `search.text` over documents passed in one call.
 
-use anyhow::Context as _;
-use clap::{Arg, ArgAction, Command};
+mod commands;
+pub mod dataset_index;
+
 use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::process::ExitCode;
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::schema::{Schema, Value, STORED, TEXT};
@@ -29,43 +31,27 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             .map_err(ToolError::from)
         },
     ))?;
-    r.command(
-        Command::new("search")
-            .about("Search text documents (one per line of the given files) with a Tantivy query")
-            .arg(
-                Arg::new("query")
-                    .required(true)
-                    .help("Query, e.g. 'whale AND sea' or '\"old man\"'"),
-            )
-            .arg(
-                Arg::new("files")
-                    .required(true)
-                    .action(ArgAction::Append)
-                    .help("Text files; each line is a document"),
-            ),
-        |m, _ctx| async move {
-            let query = m.get_one::<String>("query").cloned().unwrap_or_default();
-            let mut docs = Vec::new();
-            for f in m.get_many::<String>("files").into_iter().flatten() {
-                let text =
-                    std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?;
-                docs.extend(
-                    text.lines()
-                        .filter(|l| !l.trim().is_empty())
-                        .map(str::to_string),
-                );
-            }
-            let hits = tokio::task::spawn_blocking(move || search(&docs, &query, 10)).await??;
-            for h in &hits {
-                println!("{:.3}\t{}", h.score, h.text);
-            }
-            Ok(if hits.is_empty() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
-        },
+    r.provide::<dyn hakiri_data_api::VersionBuilder>(
+        "text-index",
+        std::sync::Arc::new(dataset_index::TextIndexer),
     )?;
+    r.tool(Tool::typed(
+        "search.dataset",
+        "Full-text search over a dataset's text index (BM25): the best rows for a Tantivy query (terms, \"phrases\", AND/OR, -exclusions), each with _score, a _snippet with matches in <b>, its id and the indexed columns. datasets.list shows which datasets have a text index.",
+        |input: DatasetSearchInput, ctx| async move {
+            hakiri_data_api::authorize_dataset(&ctx, &input.dataset, false).await?;
+            let hits = commands::search(&ctx, &input.dataset, &input.query, input.limit.unwrap_or(10))
+                .await
+                .map_err(ToolError::from)?;
+            Ok(serde_json::json!({ "dataset": input.dataset, "hits": hits }))
+        },
+    ))?;
+    r.provide::<dyn hakiri_data_api::DatasetStatus>(
+        "text-index",
+        std::sync::Arc::new(dataset_index::IndexStatus),
+    )?;
+    r.command(commands::search_command(), commands::run_search)?;
+    r.command(commands::index_command(), commands::run_index)?;
     r.check(|_ctx| async {
         let docs = [
             "The old man and the sea".to_string(),
@@ -80,6 +66,18 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         }
     });
     Ok(())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DatasetSearchInput {
+    /// The dataset, which must have a text index (`hakiri index create`).
+    dataset: String,
+    /// Tantivy query syntax: terms, "phrases", AND/OR, -exclusions.
+    query: String,
+    /// Maximum hits (default 10, at most 1000).
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize, JsonSchema)]

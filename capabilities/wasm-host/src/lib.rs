@@ -67,7 +67,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 .ok_or_else(|| ToolError::Failed("wasm-host state missing".into()))?
                 .get(&ctx.config.data_dir)
                 .map_err(ToolError::failed)?;
-            Ok(list.iter().map(public_view).collect::<Vec<_>>())
+            Ok(serde_json::json!({ "connectors": list.iter().map(public_view).collect::<Vec<_>>() }))
         },
     ))?;
     r.tool(Tool::typed(
@@ -80,7 +80,10 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     hakiri_data_api::redact(&input.source)
                 ))
             })?;
-            records::discover(&ctx, &m, &input.source).await.map_err(ToolError::failed)
+            let entries = records::discover(&ctx, &m, &input.source)
+                .await
+                .map_err(ToolError::failed)?;
+            Ok(serde_json::json!({ "connector": m.name, "entries": entries }))
         },
     ))?;
     r.check(|ctx| async move {

@@ -42,7 +42,13 @@ async fn publish(
         .join(format!(".staging-{}-{version}", std::process::id()));
     std::fs::create_dir_all(staging.join("out"))
         .with_context(|| format!("cannot create {}", staging.display()))?;
-    let result = write_version(ctx, input, &previous, version, &staging, progress).await;
+    let mut result = write_version(ctx, input, &previous, version, &staging, progress).await;
+    if result.is_ok() {
+        // Indexes and the like, built into the version before it is published.
+        if let Err(e) = hakiri_data_api::build_derived(ctx, &name, &staging.join("out")).await {
+            result = Err(e);
+        }
+    }
     let outcome = match result {
         Ok(report) => {
             let target = store::version_dir(&data_dir, &name, version);

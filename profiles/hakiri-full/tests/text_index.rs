@@ -1,0 +1,198 @@
+//! A dataset's persistent text index: created over text columns, searched
+//! from the CLI and over MCP, rebuilt with every new version before it is
+//! published, refused clearly for bad columns, dropped with its dataset.
+
+use hakiri_testkit::mcp::Mcp;
+use hakiri_testkit::{mint_token, run, text, Home};
+use serde_json::Value;
+use std::path::Path;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hakiri-full");
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(BIN, home, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn fails(home: &Path, args: &[&str]) -> String {
+    let out = run(BIN, home, args);
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
+fn hits(home: &Path, dataset: &str, query: &str) -> Vec<Value> {
+    let out = run(BIN, home, &["search", dataset, query, "--format", "json"]);
+    serde_json::from_slice::<Value>(&out.stdout)
+        .map(|v| v.as_array().cloned().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+const V1: &str = "id,title,body,stars\n\
+a1,Moby Dick,The whale and the sea and a captain's obsession,5\n\
+a2,The Old Man and the Sea,An old fisherman and a great marlin,4\n\
+a3,Dune,Sand worms and spice on a desert planet,5\n";
+
+const V2: &str = "id,title,body,stars\n\
+b1,Whale Songs,How humpback whales sing across oceans,3\n\
+b2,Desert Solitaire,A season in the wilderness,4\n";
+
+#[test]
+fn a_text_index_follows_its_dataset() {
+    let home = Home::new();
+    let h = home.path();
+    let v1 = h.join("v1.csv");
+    std::fs::write(&v1, V1).unwrap();
+    ok(h, &["ingest", v1.to_str().unwrap(), "--as", "books", "-q"]);
+
+    // Bad specs are refused by name, and nothing is left behind.
+    let e = fails(h, &["index", "create", "books", "--text", "title,summary"]);
+    assert!(
+        e.contains("no column `summary`") && e.contains("title"),
+        "{e}"
+    );
+    let e = fails(h, &["index", "create", "books", "--text", "stars"]);
+    assert!(
+        e.contains("column `stars`") && e.contains("not text"),
+        "{e}"
+    );
+    let e = fails(h, &["index", "create", "nope", "--text", "title"]);
+    assert!(e.contains("no dataset `nope`"), "{e}");
+    let e = fails(h, &["search", "books", "whale"]);
+    assert!(e.contains("has no text index"), "{e}");
+
+    let made = ok(
+        h,
+        &[
+            "index",
+            "create",
+            "books",
+            "--text",
+            "title,body",
+            "--id",
+            "id",
+        ],
+    );
+    assert!(made.contains("indexed 3 rows"), "{made}");
+    let found = hits(h, "books", "whale");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["id"], "a1");
+    assert!(
+        found[0]["_snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<b>whale</b>"),
+        "{found:?}"
+    );
+    assert!(found[0]["_score"].as_f64().unwrap() > 0.0);
+    let sea = hits(h, "books", "sea");
+    assert_eq!(sea.len(), 2, "{sea:?}");
+    assert_eq!(hits(h, "books", "\"desert planet\"")[0]["id"], "a3");
+    let e = fails(h, &["search", "books", "title:("]);
+    assert!(e.contains("invalid query"), "{e}");
+    let listed: Value = serde_json::from_str(&ok(h, &["index", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["state"], "ready", "{listed}");
+    let datasets: Value = serde_json::from_str(&ok(h, &["datasets", "--json"])).unwrap();
+    assert_eq!(
+        datasets[0]["text-index"]["text"],
+        serde_json::json!(["title", "body"]),
+        "{datasets}"
+    );
+
+    // A new version is indexed before it is published: never old rows' index.
+    let v2 = h.join("v2.csv");
+    std::fs::write(&v2, V2).unwrap();
+    ok(h, &["ingest", v2.to_str().unwrap(), "--as", "books", "-q"]);
+    let found = hits(h, "books", "whale OR whales");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["id"], "b1", "the index is the new version's");
+    assert!(
+        hits(h, "books", "marlin").is_empty(),
+        "the old version's rows are gone"
+    );
+    // An append indexes old and new rows together.
+    ok(
+        h,
+        &[
+            "ingest",
+            v1.to_str().unwrap(),
+            "--as",
+            "books",
+            "--mode",
+            "append",
+            "-q",
+        ],
+    );
+    assert_eq!(hits(h, "books", "whale OR whales").len(), 2);
+
+    // A version that cannot be indexed is not published.
+    let bad = h.join("bad.csv");
+    std::fs::write(&bad, "id,headline\nz1,no body here\n").unwrap();
+    let e = fails(h, &["ingest", bad.to_str().unwrap(), "--as", "books"]);
+    assert!(
+        e.contains("text index cannot be built") && e.contains("no column `title`"),
+        "{e}"
+    );
+    assert_eq!(
+        hits(h, "books", "whale OR whales").len(),
+        2,
+        "the previous version is still served"
+    );
+
+    // Agents search through MCP with a token for the dataset.
+    let token = mint_token(BIN, h, &["--tool", "search.dataset", "--dataset", "books"]);
+    let other = mint_token(BIN, h, &["--tool", "search.dataset", "--dataset", "other"]);
+    let mut serve = hakiri_testkit::start_serve(BIN, h);
+    let url = format!("http://{}/mcp", serve.addr("mcp"));
+    let mcp = Mcp::open(&url, &token).expect("session");
+    let (failed, result) = mcp.call(
+        "search.dataset",
+        r#"{"dataset":"books","query":"spice","limit":5}"#,
+    );
+    assert!(!failed, "{result}");
+    assert_eq!(
+        result["structuredContent"]["hits"][0]["id"], "a3",
+        "{result}"
+    );
+    let (failed, result) = mcp.call(
+        "search.dataset",
+        r#"{"dataset":"books","query":"spice","limit":1000000}"#,
+    );
+    assert!(
+        failed && result.to_string().contains("between 1 and 1000"),
+        "{result}"
+    );
+    let denied = Mcp::open(&url, &other).expect("session");
+    let (failed, result) = denied.call("search.dataset", r#"{"dataset":"books","query":"spice"}"#);
+    assert!(
+        failed
+            && result
+                .to_string()
+                .contains("token does not grant dataset `books`"),
+        "{result}"
+    );
+    serve.stop();
+
+    // Dropped with its dataset; dropped on its own.
+    ok(h, &["index", "drop", "books"]);
+    let e = fails(h, &["search", "books", "whale"]);
+    assert!(e.contains("has no text index"), "{e}");
+    ok(h, &["index", "create", "books", "--text", "title,body"]);
+    ok(h, &["drop", "books"]);
+    let e = fails(h, &["search", "books", "whale"]);
+    assert!(e.contains("no dataset `books`"), "{e}");
+    ok(h, &["ingest", v1.to_str().unwrap(), "--as", "books", "-q"]);
+    let e = fails(h, &["search", "books", "whale"]);
+    assert!(
+        e.contains("has no text index"),
+        "a new dataset of the same name starts without one: {e}"
+    );
+}
