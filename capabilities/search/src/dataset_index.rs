@@ -11,11 +11,12 @@ use hakiri_kernel::{BoxFuture, Context};
 use polars::prelude::{col, DataType, Expr, LazyFrame, PlRefPath, ScanArgsParquet, StringChunked};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::schema::{Field, Schema, Value, INDEXED, STORED, TEXT};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, TantivyDocument};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
 
 /// Tantivy's indexing memory budget per build.
 const WRITER_BYTES: usize = 64 << 20;
@@ -206,6 +207,33 @@ pub fn build(dataset: &str, spec: &Spec, version_dir: &Path) -> anyhow::Result<u
     Ok(df.height() as u64)
 }
 
+/// Opened indexes by directory and inode: a published version's index never
+/// changes, and one rebuilt in place (`index create`) is a new directory.
+type Opened = (PathBuf, u64, Index, IndexReader);
+
+/// Opens the index in `dir`, or reuses the one opened before: opening reads
+/// its metadata and maps its segments, which costs more than a query.
+fn open(dir: &Path) -> anyhow::Result<(Index, IndexReader)> {
+    use std::os::unix::fs::MetadataExt;
+    static OPEN: Mutex<Vec<Opened>> = Mutex::new(Vec::new());
+    let inode = std::fs::metadata(dir)?.ino();
+    let mut cache = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, index, reader)) = cache.iter().find(|(d, i, _, _)| d == dir && *i == inode) {
+        return Ok((index.clone(), reader.clone()));
+    }
+    let index = Index::open_in_dir(dir)?;
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
+    cache.retain(|(d, _, _, _)| d != dir);
+    if cache.len() >= 32 {
+        cache.remove(0);
+    }
+    cache.push((dir.to_path_buf(), inode, index.clone(), reader.clone()));
+    Ok((index, reader))
+}
+
 /// One search hit: its score, a snippet with the matched terms in `<b>`,
 /// the id column (if the spec names one), the row and the indexed columns.
 #[derive(Debug, Serialize)]
@@ -239,10 +267,10 @@ pub fn search(
             spec.text.join(",")
         );
     }
-    let index = Index::open_in_dir(&dir)
-        .with_context(|| format!("cannot open the text index of dataset `{dataset}`"))?;
+    let (index, reader) =
+        open(&dir).with_context(|| format!("cannot open the text index of dataset `{dataset}`"))?;
     let f = fields(&index, spec)?;
-    let searcher = index.reader()?.searcher();
+    let searcher = reader.searcher();
     let parsed = QueryParser::for_index(&index, f.text.clone())
         .parse_query(query)
         .map_err(|e| anyhow!("invalid query `{query}`: {e}"))?;

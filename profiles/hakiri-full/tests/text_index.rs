@@ -196,3 +196,98 @@ fn a_text_index_follows_its_dataset() {
         "a new dataset of the same name starts without one: {e}"
     );
 }
+
+/// SIGKILL while a new version's index is being built: the previous version
+/// and its index stay served, and the next ingest works.
+#[test]
+fn kill_dash_nine_mid_index_build_keeps_the_previous_version() {
+    let home = Home::new();
+    let h = home.path();
+    let small = h.join("small.csv");
+    std::fs::write(&small, V1).unwrap();
+    ok(
+        h,
+        &["ingest", small.to_str().unwrap(), "--as", "books", "-q"],
+    );
+    ok(
+        h,
+        &[
+            "index",
+            "create",
+            "books",
+            "--text",
+            "title,body",
+            "--id",
+            "id",
+        ],
+    );
+    // Big enough that the index build takes a while.
+    let big = h.join("big.csv");
+    let mut csv = String::from("id,title,body,stars\n");
+    for i in 0..400_000 {
+        csv.push_str(&format!(
+            "c{i},Volume {i},words about ships and storms number {i} of many,{}\n",
+            i % 5
+        ));
+    }
+    std::fs::write(&big, csv).unwrap();
+    let mut doomed = hakiri_testkit::command(BIN, h)
+        .args(["ingest", big.to_str().unwrap(), "--as", "books", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let building = || {
+        let Ok(dirs) = std::fs::read_dir(h.join("datasets/books")) else {
+            return false;
+        };
+        dirs.flatten().any(|d| {
+            let indexes = d.path().join("out/indexes");
+            std::fs::read_dir(indexes)
+                .map(|mut e| e.any(|x| x.is_ok()))
+                .unwrap_or(false)
+        })
+    };
+    let start = std::time::Instant::now();
+    while !building() {
+        assert!(
+            doomed.try_wait().unwrap().is_none(),
+            "the ingest finished before its index build was seen"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no index build seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    doomed.kill().unwrap(); // SIGKILL
+    doomed.wait().unwrap();
+    assert_eq!(
+        hits(h, "books", "whale")[0]["id"],
+        "a1",
+        "version 1 and its index are served"
+    );
+    let listed: Value = serde_json::from_str(&ok(h, &["index", "list", "--json"])).unwrap();
+    assert_eq!(
+        (listed[0]["version"].as_u64(), listed[0]["state"].as_str()),
+        (Some(1), Some("ready")),
+        "{listed}"
+    );
+    ok(
+        h,
+        &[
+            "ingest",
+            small.to_str().unwrap(),
+            "--as",
+            "books",
+            "--mode",
+            "append",
+            "-q",
+        ],
+    );
+    assert_eq!(
+        hits(h, "books", "whale").len(),
+        2,
+        "the next ingest indexes both copies"
+    );
+}
