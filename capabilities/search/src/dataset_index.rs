@@ -19,7 +19,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
 
 /// Tantivy's indexing memory budget per build.
-const WRITER_BYTES: usize = 64 << 20;
+const WRITER_BYTES: usize = 32 << 20;
 /// The most hits one search returns.
 pub const MAX_LIMIT: usize = 1000;
 /// Longest stored text returned per column, in characters.

@@ -78,13 +78,14 @@ def env(home):
 
 
 def peak_rss(home, *argv):
+    """Runs hakiri to completion; returns (seconds, peak RSS in MB). GNU time
+    measures it: a child's own ru_maxrss would include this Python process's
+    pages from before the exec."""
     start = time.perf_counter()
-    p = subprocess.Popen([hakiri, *argv], env=env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    if status != 0:
-        sys.exit(f"hakiri {' '.join(argv)} failed: {err.decode()}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", hakiri, *argv], env=env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        sys.exit(f"hakiri {' '.join(argv)} failed: {p.stderr}")
+    return time.perf_counter() - start, int(p.stderr.strip().splitlines()[-1]) / 1024
 
 
 def lat(samples):
@@ -123,8 +124,8 @@ post({"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)
 def hakiri_query(q):
     _, body = post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                     "params": {"name": "search.dataset", "arguments": {"dataset": "debian", "query": q, "limit": 10}}}, sid)
-    if body.startswith("event:") or body.startswith("data:"):
-        body = next(line[5:] for line in body.splitlines() if line.startswith("data:"))
+    if not body.lstrip().startswith("{"):  # server-sent events: the data line with the reply
+        body = next(line[5:] for line in body.splitlines() if line.startswith("data:") and '"id"' in line)
     result = json.loads(body)["result"]
     assert not result.get("isError"), result
     return [h["id"] for h in result["structuredContent"]["hits"]]

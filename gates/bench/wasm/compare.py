@@ -42,15 +42,15 @@ def env(home):
 
 
 def run(home, *argv):
-    """Runs hakiri to completion; returns (seconds, peak RSS in MB, stderr)."""
+    """Runs hakiri to completion; returns (seconds, peak RSS in MB, stderr).
+    GNU time measures the peak: a child's own ru_maxrss would include this
+    Python process's pages from before the exec."""
     start = time.perf_counter()
-    p = subprocess.Popen([hakiri, *argv], env=env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", hakiri, *argv], env=env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     took = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"hakiri {' '.join(argv)} failed: {err.decode()}")
-    return took, usage.ru_maxrss / 1024, err
+    if p.returncode != 0:
+        sys.exit(f"hakiri {' '.join(argv)} failed: {p.stderr.decode()}")
+    return took, int(p.stderr.decode().strip().splitlines()[-1]) / 1024, p.stderr
 
 
 def ok(home, *argv):
