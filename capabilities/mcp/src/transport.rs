@@ -74,6 +74,7 @@ pub(crate) async fn serve_http(ctx: Context, shutdown: Shutdown) -> anyhow::Resu
     );
     let router = axum::Router::new()
         .route_service(HTTP_PATH, service)
+        .layer(axum::middleware::from_fn(session_closed_is_no_content))
         .layer(axum::middleware::from_fn_with_state(guard, admit));
 
     let run = async move {
@@ -89,6 +90,23 @@ pub(crate) async fn serve_http(ctx: Context, shutdown: Shutdown) -> anyhow::Resu
         address: Some(format!("http://{addr}{HTTP_PATH}")),
         run: Box::pin(run),
     })
+}
+
+/// A DELETE that ended a session answers 204 No Content, not rmcp's 202
+/// Accepted: the session is closed before the answer, and RFC 9110 keeps 202
+/// for a deletion not yet enacted. The official Python SDK accepts only 200
+/// or 204 and logged "Session termination failed: 202" at every close.
+async fn session_closed_is_no_content(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
 }
 
 #[cfg(test)]
@@ -270,6 +288,36 @@ mod tests {
             result["structuredContent"]["message"], "over http",
             "{result}"
         );
+
+        // Ending a session (a second one): 204, and the session is gone.
+        let (_, headers, _) = post(
+            &http,
+            &url,
+            None,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "hakiri-test", "version": "0"}}}),
+        )
+        .await;
+        let second = headers["mcp-session-id"].to_str().unwrap().to_string();
+        let closed = http
+            .delete(&url)
+            .header("mcp-session-id", &second)
+            .header("mcp-protocol-version", "2025-06-18")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(closed.status(), 204);
+        let gone = http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &second)
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), 404, "a closed session is unknown");
 
         // DNS-rebinding protection stays on: a non-loopback Host is refused.
         let refused = http

@@ -32,6 +32,12 @@ fn sdk(
             text(&out.stderr)
         )
     });
+    // The SDK accepts 200 or 204 for a session's DELETE (we answer 204).
+    assert!(
+        !text(&out.stderr).contains("Session termination failed"),
+        "{}",
+        text(&out.stderr)
+    );
     if out.status.success() {
         Ok(printed)
     } else {
