@@ -6,6 +6,7 @@
 mod config;
 mod csvcheck;
 pub mod ingest;
+mod sample;
 pub mod store;
 
 use anyhow::{bail, Result};
@@ -80,6 +81,19 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         |input: NameInput, ctx| async move {
             authorize_dataset(&ctx, &input.name, false).await?;
             Ok(describe(&ctx, &input.name).await?)
+        },
+    ))?;
+    r.tool(Tool::typed(
+        "datasets.sample",
+        "The first rows of a dataset (default 5, at most 100) as JSON objects, long text cut to 500 characters (`truncated` says so): what its values look like before you query it",
+        |input: sample::SampleInput, ctx| async move {
+            authorize_dataset(&ctx, &input.name, false).await?;
+            let d = find(&ctx, &input.name).await?;
+            let dir = std::path::PathBuf::from(&d.location);
+            let rows = input.rows.unwrap_or(5);
+            let (rows, truncated) =
+                hakiri_kernel::blocking("sampling", move || sample::sample(&dir, rows)).await?;
+            Ok(serde_json::json!({"name": d.name, "version": d.version, "rows": rows, "truncated": truncated}))
         },
     ))?;
     r.tool(Tool::typed(

@@ -170,6 +170,30 @@ fn a_text_index_follows_its_dataset() {
         failed && result.to_string().contains("between 1 and 1000"),
         "{result}"
     );
+    // What an agent learns before querying: a bounded sample of rows.
+    let looker = mint_token(BIN, h, &["--tool", "datasets.sample", "--dataset", "books"]);
+    let sampler = Mcp::open(&url, &looker).expect("session");
+    let (failed, result) = sampler.call("datasets.sample", r#"{"name":"books","rows":2}"#);
+    assert!(!failed, "{result}");
+    let rows = &result["structuredContent"]["rows"];
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{result}");
+    assert!(
+        rows[0]["title"].is_string() && rows[0]["stars"].is_number(),
+        "{result}"
+    );
+    let (failed, result) = sampler.call("datasets.sample", r#"{"name":"books","rows":100000}"#);
+    assert!(
+        failed && result.to_string().contains("between 1 and 100"),
+        "{result}"
+    );
+    let (failed, result) = sampler.call("datasets.sample", r#"{"name":"hr"}"#);
+    assert!(
+        failed
+            && result
+                .to_string()
+                .contains("token does not grant dataset `hr`"),
+        "{result}"
+    );
     let denied = Mcp::open(&url, &other).expect("session");
     let (failed, result) = denied.call("search.dataset", r#"{"dataset":"books","query":"spice"}"#);
     assert!(
