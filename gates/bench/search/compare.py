@@ -1,5 +1,6 @@
-"""hakiri-full's text index against Tantivy's Python bindings and SQLite FTS5,
+"""hakiri-full's text index against Tantivy's Python bindings, SQLite FTS5 and LanceDB,
 in one run: python3 compare.py HAKIRI_FULL WORKDIR [--packages FILE] [--rounds N].
+Needs `tantivy` and `lancedb` from PyPI for those two columns (skipped without).
 
 The corpus is Debian's package list (every package's name and description,
 about 63 000 documents), read from apt's lists (`apt-helper cat-file`) or a
@@ -202,4 +203,27 @@ for _ in range(ROUNDS):
         fq(q)
         samples.append(time.perf_counter() - t)
 report["sqlite_fts5"] = {"build_s": round(fbuild, 2), **lat(samples)}
+# LanceDB's native full-text search (BM25), in process: one FTS index over
+# title and body joined (its FTS indexes one column each).
+try:
+    import lancedb
+    start = time.perf_counter()
+    ldb = lancedb.connect(os.path.join(work, "lance"))
+    table = ldb.create_table("docs", data=[{"id": d["id"], "text": d["title"] + " " + d["body"]} for d in docs])
+    table.create_fts_index("text")
+    lbuild = time.perf_counter() - start
+
+    def lq(q):
+        return [r["id"] for r in table.search(q, query_type="fts").limit(10).select(["id"]).to_list()]
+
+    lq(QUERIES[0])
+    samples = []
+    for _ in range(ROUNDS):
+        for q in QUERIES:
+            t = time.perf_counter()
+            lq(q)
+            samples.append(time.perf_counter() - t)
+    report["lancedb_fts"] = {"build_s": round(lbuild, 2), **lat(samples), "version": lancedb.__version__}
+except ImportError:
+    report["lancedb_fts"] = "skipped: pip install lancedb"
 print(json.dumps(report, indent=2))
