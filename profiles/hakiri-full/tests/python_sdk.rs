@@ -108,3 +108,70 @@ fn the_python_sdk_gets_exactly_what_its_token_grants() {
 
     check(sdk(&python, &home, "stdio", BIN, &token, calls).expect("stdio session"));
 }
+
+/// The agent tool set through the official SDK, on a real dataset with a
+/// text index: list, describe, sample, search, then query what was found.
+#[test]
+fn the_python_sdk_discovers_samples_searches_and_queries_a_dataset() {
+    let python = skip_unless_configured!("HAKIRI_TEST_PYTHON_MCP");
+    let home = Home::new();
+    let csv = home.path().join("books.csv");
+    std::fs::write(
+        &csv,
+        "id,title,body\na1,Moby Dick,The whale and the sea\na2,Dune,Sand worms and spice\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["ingest", csv.to_str().unwrap(), "--as", "books", "-q"],
+        vec![
+            "index",
+            "create",
+            "books",
+            "--text",
+            "title,body",
+            "--id",
+            "id",
+        ],
+    ] {
+        let out = run(BIN, home.path(), &args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let token = mint_token(BIN, home.path(), &["--tool", "*", "--dataset", "books"]);
+    let calls = json!([
+        ["datasets.list", {}],
+        ["datasets.describe", {"name": "books"}],
+        ["datasets.sample", {"name": "books", "rows": 1}],
+        ["search.dataset", {"dataset": "books", "query": "whale"}],
+        ["engine.query", {"sql": "select title from books where id = 'a1'"}],
+        ["connector.list", {}]
+    ]);
+    let mut serve = hakiri_testkit::start_serve(BIN, home.path());
+    let url = format!("http://{}/mcp", serve.addr("mcp"));
+    let answer = sdk(&python, &home, "http", &url, &token, calls).expect("granted session");
+    assert!(serve.stop().success());
+    let c = &answer["calls"];
+    for i in 0..6 {
+        assert_eq!(c[i]["is_error"], false, "call {i}: {answer}");
+    }
+    // A list is not an object, which MCP's structured content must be: the
+    // SDK sees datasets.list as text only.
+    let listed = c[0]["text"][0].as_str().unwrap_or_default();
+    assert!(
+        listed.contains("books") && listed.contains("text-index"),
+        "{answer}"
+    );
+    assert_eq!(c[2]["structured"]["rows"][0]["id"], "a1", "{answer}");
+    assert_eq!(c[3]["structured"]["hits"][0]["id"], "a1", "{answer}");
+    assert!(
+        c[3]["structured"]["hits"][0]["_snippet"]
+            .as_str()
+            .unwrap()
+            .contains("<b>"),
+        "{answer}"
+    );
+    assert_eq!(
+        c[4]["structured"]["rows"][0]["title"], "Moby Dick",
+        "{answer}"
+    );
+    assert_eq!(c[5]["structured"]["connectors"], json!([]), "{answer}");
+}
