@@ -23,7 +23,8 @@ enum Who {
     WrongKey,
     Expired,
     Revoked,
-    /// engine.query, datasets.*, connectors.preview, wasm.call, search.text on `sales`.
+    /// engine.query, datasets.*, connectors.preview, connector.*, wasm.call,
+    /// search.text, search.dataset on `sales` (which has a text index).
     Agent,
     /// The agent's token attenuated to dataset `hr` (which it never had).
     OtherDataset,
@@ -95,6 +96,19 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("100 MB module",         Who::Agent, "wasm.call", r#"{"module":"(module) ;; {100mb}","function":"f"}"#, Status(413)),
     // Inputs beyond their caps.
     ("search limit 1e12",     Who::Agent, "search.text", r#"{"documents":["a"],"query":"a","limit":1000000000000}"#, ToolError("limit")),
+    // Dataset search and samples: other datasets, paths, limits, bad queries.
+    ("search ungranted",      Who::Agent, "search.dataset", r#"{"dataset":"hr","query":"ann"}"#, ToolError("token does not grant dataset `hr`")),
+    ("search a path",         Who::Agent, "search.dataset", r#"{"dataset":"../../etc","query":"root"}"#, ToolError("token does not grant dataset `../../etc`")),
+    ("search limit 1e12 (ds)", Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"eu","limit":1000000000000}"#, ToolError("between 1 and 1000")),
+    ("search bad query",      Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"region:("}"#, ToolError("invalid query")),
+    ("search other tool",     Who::OtherTool, "search.dataset", r#"{"dataset":"sales","query":"eu"}"#, ToolError("token does not grant tool `search.dataset`")),
+    ("search attenuated",     Who::OtherDataset, "search.dataset", r#"{"dataset":"hr","query":"ann"}"#, ToolError("token does not grant dataset `hr`")),
+    ("sample 1e12 rows",      Who::Agent, "datasets.sample", r#"{"name":"sales","rows":1000000000000}"#, ToolError("between 1 and 100")),
+    ("sample ungranted",      Who::Agent, "datasets.sample", r#"{"name":"hr"}"#, ToolError("token does not grant dataset `hr`")),
+    // WASM connectors: none installed here; a host file is not a source.
+    ("inspect a host file",   Who::Agent, "connector.inspect", r#"{"source":"file:///etc/passwd"}"#, ToolError("no installed connector reads")),
+    ("connector.list input",  Who::Agent, "connector.list", r#"{"path":"/etc"}"#, ToolError("unknown field")),
+    ("connector.list other",  Who::OtherTool, "connector.list", r#"{}"#, ToolError("token does not grant tool `connector.list`")),
 ];
 
 /// A loopback HTTP server that records every request line it gets.
@@ -186,6 +200,11 @@ fn every_attack_is_refused_and_the_daemon_keeps_serving() {
             &["ingest", file.to_str().unwrap(), "--as", name, "-q"],
         );
     }
+    hakiri(
+        home.path(),
+        &["index", "create", "sales", "--text", "region"],
+    );
+    hakiri(home.path(), &["index", "create", "hr", "--text", "name"]);
     let listed: Value =
         serde_json::from_str(&hakiri(home.path(), &["datasets", "--json"])).unwrap();
     let hr_dir = listed
@@ -208,6 +227,10 @@ fn every_attack_is_refused_and_the_daemon_keeps_serving() {
         "wasm.call",
         "--tool",
         "search.text",
+        "--tool",
+        "search.dataset",
+        "--tool",
+        "connector.*",
         "--tool",
         "scheduler.status",
     ];
