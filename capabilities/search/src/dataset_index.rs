@@ -274,22 +274,22 @@ pub fn search(
     let parsed = QueryParser::for_index(&index, f.text.clone())
         .parse_query(query)
         .map_err(|e| anyhow!("invalid query `{query}`: {e}"))?;
-    let snippets = SnippetGenerator::create(&searcher, &*parsed, f.text[0])?;
+    // One generator per indexed column, made once per query: a hit's snippet
+    // comes from the first column where a term matched.
+    let snippets = f
+        .text
+        .iter()
+        .map(|field| SnippetGenerator::create(&searcher, &*parsed, *field))
+        .collect::<Result<Vec<_>, _>>()?;
     let top = searcher.search(&parsed, &TopDocs::with_limit(limit).order_by_score())?;
     top.into_iter()
         .map(|(score, addr)| {
             let doc: TantivyDocument = searcher.doc(addr)?;
-            let mut snippet = snippets.snippet_from_doc(&doc).to_html();
-            if snippet.is_empty() {
-                // The match is in another column: take that column's snippet.
-                for field in &f.text[1..] {
-                    let g = SnippetGenerator::create(&searcher, &*parsed, *field)?;
-                    snippet = g.snippet_from_doc(&doc).to_html();
-                    if !snippet.is_empty() {
-                        break;
-                    }
-                }
-            }
+            let snippet = snippets
+                .iter()
+                .map(|g| g.snippet_from_doc(&doc).to_html())
+                .find(|s| !s.is_empty())
+                .unwrap_or_default();
             let mut columns = serde_json::Map::new();
             for (name, field) in spec.text.iter().zip(&f.text) {
                 let text = doc.get_first(*field).and_then(|v| v.as_str()).unwrap_or("");

@@ -145,14 +145,14 @@ impl WasiView for Guest {
 }
 
 impl Guest {
-    pub fn new(m: &Manifest, granted: Granted, limits: &Limits) -> Guest {
+    pub fn new(name: &str, granted: Granted, limits: &Limits) -> Guest {
         let stderr = MemoryOutputPipe::new(64 << 10);
         let wasi = WasiCtxBuilder::new()
             .stdout(SinkOutputStream)
             .stderr(stderr.clone())
             .build();
         Guest {
-            name: m.name.clone(),
+            name: name.to_string(),
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryCap {

@@ -118,20 +118,7 @@ pub struct Described {
 pub fn describe_file(bytes: &[u8], shown: &str, limits: &Limits) -> anyhow::Result<Described> {
     let rt = runtime()?;
     let component = compile(rt, bytes, shown)?;
-    let manifest = Manifest {
-        name: shown.to_string(),
-        scheme: String::new(),
-        description: String::new(),
-        config_schema: serde_json::Value::Null,
-        wit: WIT_PACKAGE.into(),
-        sha256: String::new(),
-        bytes: bytes.len() as u64,
-        allow_hosts: Vec::new(),
-        settings: Default::default(),
-        settings_env: Default::default(),
-        added: String::new(),
-    };
-    let mut run = Instance::start(rt, &manifest, Granted::nothing(), limits, |s| {
+    let mut run = Instance::start(rt, shown, Granted::nothing(), limits, |s| {
         Connector::instantiate(s, &component, &rt.linker)
     })?;
     let info = run.call("describe", |b, s| {
@@ -239,25 +226,24 @@ pub struct Instance {
 impl Instance {
     fn start(
         rt: &Runtime,
-        m: &Manifest,
+        name: &str,
         granted: Granted,
         limits: &Limits,
         instantiate: impl FnOnce(&mut Store<Guest>) -> wasmtime::Result<Connector>,
     ) -> anyhow::Result<Instance> {
-        let mut store = Store::new(&rt.engine, Guest::new(m, granted, limits));
+        let mut store = Store::new(&rt.engine, Guest::new(name, granted, limits));
         store.limiter(|g| &mut g.limiter);
         store.set_epoch_deadline(ticks(limits.call_timeout));
         let bindings = instantiate(&mut store).map_err(|e| {
             anyhow!(
-                "connector `{}` cannot start: {}",
-                m.name,
+                "connector `{name}` cannot start: {}",
                 crate::guest::explain(&e, store.data(), limits)
             )
         })?;
         Ok(Instance {
             store,
             bindings,
-            name: m.name.clone(),
+            name: name.to_string(),
             limits: limits.clone(),
             started: Instant::now(),
             poisoned: false,
@@ -305,5 +291,5 @@ pub(crate) fn instance(ctx: &hakiri_kernel::Context, m: &Manifest) -> anyhow::Re
     let pre = load(rt, &ctx.config.data_dir, m)?;
     let limits = Limits::of(&ctx.section::<WasmConfig>());
     let granted = Granted::for_caller(ctx, m)?;
-    Instance::start(rt, m, granted, &limits, |s| pre.instantiate(s))
+    Instance::start(rt, &m.name, granted, &limits, |s| pre.instantiate(s))
 }

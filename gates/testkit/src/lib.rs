@@ -78,6 +78,29 @@ pub fn run(bin: impl AsRef<OsStr>, home: &Path, args: &[&str]) -> Output {
     output(command(bin, home).args(args), &[], TIMEOUT)
 }
 
+/// [`run`] that must succeed; returns its stdout, or panics with its stderr.
+pub fn run_ok(bin: impl AsRef<OsStr>, home: &Path, args: &[&str]) -> String {
+    let out = run(bin, home, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// [`run`] that must fail; returns its stderr (the message to check), or
+/// panics with its stdout.
+pub fn run_err(bin: impl AsRef<OsStr>, home: &Path, args: &[&str]) -> String {
+    let out = run(bin, home, args);
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded: {}",
+        text(&out.stdout)
+    );
+    text(&out.stderr)
+}
+
 /// Mints a token in `home` with `bin auth token args…` (`--tool`,
 /// `--dataset`, `--ttl`, `--read-only`), creating the home's root key on
 /// first use. Panics with the binary's message if it cannot.

@@ -3,30 +3,18 @@
 //! published, refused clearly for bad columns, dropped with its dataset.
 
 use hakiri_testkit::mcp::Mcp;
-use hakiri_testkit::{mint_token, run, text, Home};
+use hakiri_testkit::{mint_token, run, Home};
 use serde_json::Value;
 use std::path::Path;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-full");
 
 fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(BIN, home, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    hakiri_testkit::run_ok(BIN, home, args)
 }
 
 fn fails(home: &Path, args: &[&str]) -> String {
-    let out = run(BIN, home, args);
-    assert!(
-        !out.status.success(),
-        "{args:?} succeeded: {}",
-        text(&out.stdout)
-    );
-    text(&out.stderr)
+    hakiri_testkit::run_err(BIN, home, args)
 }
 
 fn hits(home: &Path, dataset: &str, query: &str) -> Vec<Value> {

@@ -4,7 +4,7 @@
 //! daemon keeps serving; components of the wrong kind refused at `add`.
 
 use hakiri_testkit::mcp::Mcp;
-use hakiri_testkit::{mint_token, run, text, wasm, Home};
+use hakiri_testkit::{mint_token, text, wasm, Home};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -13,23 +13,11 @@ use std::path::Path;
 const BIN: &str = env!("CARGO_BIN_EXE_hakiri-full");
 
 fn ok(home: &Path, args: &[&str]) -> String {
-    let out = run(BIN, home, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    hakiri_testkit::run_ok(BIN, home, args)
 }
 
 fn fails(home: &Path, args: &[&str]) -> String {
-    let out = run(BIN, home, args);
-    assert!(
-        !out.status.success(),
-        "{args:?} succeeded: {}",
-        text(&out.stdout)
-    );
-    text(&out.stderr)
+    hakiri_testkit::run_err(BIN, home, args)
 }
 
 fn sql(home: &Path, query: &str) -> Value {
