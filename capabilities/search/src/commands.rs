@@ -1,96 +1,94 @@
 //! `hakiri search <dataset> <query>` and `hakiri index create|list|drop`.
 
-use crate::dataset_index::{self, Hit, Spec};
+use crate::dataset_index::{self, Spec};
+use crate::retrieve::{self, Mode, Request};
 use anyhow::{anyhow, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use hakiri_data_api::DatasetEntry;
+use hakiri_data_api::retrieval::{self, VectorSpec};
 use hakiri_kernel::Context;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
 pub fn search_command() -> Command {
     Command::new("search")
-        .about(
-            "Full-text search over a dataset's text index (create it with `hakiri index create`)",
-        )
+        .about("Search a dataset through its indexes: full text, vectors, or both fused (create them with `hakiri index create`)")
         .arg(Arg::new("dataset").required(true))
-        .arg(
-            Arg::new("query")
-                .required(true)
-                .help("Tantivy query: terms, \"phrases\", AND/OR, -exclusions"),
-        )
-        .arg(
-            Arg::new("limit")
-                .long("limit")
-                .default_value("10")
-                .value_parser(clap::value_parser!(usize)),
-        )
-        .arg(
-            Arg::new("format")
-                .long("format")
-                .default_value("table")
-                .value_parser(["table", "json"]),
-        )
+        .arg(Arg::new("query").required(true).help(
+            "text: a Tantivy query (terms, \"phrases\", AND/OR, -exclusions); vector: text to embed, or a JSON array of floats",
+        ))
+        .arg(Arg::new("mode").long("mode").default_value("text").value_parser(["text", "vector", "hybrid"]))
+        .arg(Arg::new("limit").long("limit").default_value("10").value_parser(clap::value_parser!(usize)))
+        .arg(Arg::new("columns").long("columns").value_delimiter(',').action(ArgAction::Append).help("Columns to show (default: every column but vectors)"))
+        .arg(Arg::new("rrf-k").long("rrf-k").value_parser(clap::value_parser!(f32)).help("Hybrid: reciprocal rank fusion's k (default 60)"))
+        .arg(Arg::new("format").long("format").default_value("table").value_parser(["table", "json", "ndjson", "csv"]))
 }
 
 pub fn index_command() -> Command {
     Command::new("index")
-        .about("Create, list and drop a dataset's full-text index")
+        .about("Create, list and drop a dataset's full-text and vector indexes")
         .subcommand_required(true)
         .subcommand(
             Command::new("create")
-                .about("Index text columns of a dataset; every later version is indexed before it is published")
+                .about("Index a dataset; every later version is indexed before it is published")
                 .arg(Arg::new("dataset").required(true))
-                .arg(Arg::new("text").long("text").required(true).value_delimiter(',').action(ArgAction::Append).help("Text columns to index, e.g. title,body"))
-                .arg(Arg::new("id").long("id").help("A column identifying each row, returned with every hit")),
+                .arg(Arg::new("text").long("text").value_delimiter(',').action(ArgAction::Append).help("Text columns for the full-text index, e.g. title,body"))
+                .arg(Arg::new("id").long("id").help("Full text: a column identifying each row, returned with every hit"))
+                .arg(Arg::new("vector").long("vector").conflicts_with("embed").help("A column of float lists for the vector index"))
+                .arg(Arg::new("embed").long("embed").help("A text column to embed ([embeddings] provider) for the vector index"))
+                .arg(Arg::new("model").long("model").help("The embedding model (default: [embeddings] model); with --vector, the model that made the vectors, so text queries are embedded alike"))
+                .arg(Arg::new("metric").long("metric").default_value("cosine").value_parser(["cosine", "dot", "l2"])),
         )
-        .subcommand(Command::new("list").about("Datasets with a text index").arg(Arg::new("json").long("json").action(ArgAction::SetTrue)))
-        .subcommand(Command::new("drop").about("Drop a dataset's text index").arg(Arg::new("dataset").required(true)))
+        .subcommand(
+            Command::new("query")
+                .about("Run query vectors from a file (one JSON array per line) against a dataset's vector index: each query's rows as NDJSON, latency on stderr")
+                .arg(Arg::new("dataset").required(true))
+                .arg(Arg::new("vectors").long("vectors").required(true).value_parser(clap::value_parser!(std::path::PathBuf)))
+                .arg(Arg::new("limit").long("limit").default_value("10").value_parser(clap::value_parser!(usize))),
+        )
+        .subcommand(Command::new("list").about("Datasets' indexes and their state").arg(Arg::new("json").long("json").action(ArgAction::SetTrue)))
+        .subcommand(
+            Command::new("drop")
+                .about("Drop a dataset's indexes (both, unless --text or --vector)")
+                .arg(Arg::new("dataset").required(true))
+                .arg(Arg::new("text").long("text").action(ArgAction::SetTrue))
+                .arg(Arg::new("vector").long("vector").action(ArgAction::SetTrue)),
+        )
 }
 
-/// The dataset's published entry and its local version directory.
-async fn current(ctx: &Context, dataset: &str) -> anyhow::Result<(DatasetEntry, PathBuf)> {
-    let catalog = hakiri_data_api::open_catalog(ctx).await?;
-    let entry = catalog
-        .get(dataset)
-        .await?
-        .ok_or_else(|| anyhow!("no dataset `{dataset}`; `hakiri datasets` lists them"))?;
-    if hakiri_data_api::hydrator(ctx, &entry.location).is_some() {
-        bail!("dataset `{dataset}` lives at {}; text indexes are built for datasets on local disk only, for now", entry.location);
+/// Reads a query given as a JSON array of numbers; `None` for text.
+fn query_vector(query: &str) -> anyhow::Result<Option<Vec<f32>>> {
+    if !query.trim_start().starts_with('[') {
+        return Ok(None);
     }
-    let dir = PathBuf::from(&entry.location);
-    Ok((entry, dir))
-}
-
-pub async fn search(
-    ctx: &Context,
-    dataset: &str,
-    query: &str,
-    limit: usize,
-) -> anyhow::Result<Vec<Hit>> {
-    let (entry, dir) = current(ctx, dataset).await?;
-    let spec = dataset_index::read_spec(&ctx.config.data_dir, dataset)?
-        .ok_or_else(|| anyhow!("dataset `{dataset}` has no text index; create one with `hakiri index create {dataset} --text <columns>`"))?;
-    let (name, query) = (dataset.to_string(), query.to_string());
-    hakiri_kernel::blocking("searching", move || {
-        dataset_index::search(&name, entry.version, &spec, &dir, &query, limit)
+    serde_json::from_str(query).map(Some).map_err(|e| {
+        anyhow!("the query looks like a vector but is not a JSON array of numbers: {e}")
     })
-    .await
 }
 
 pub async fn run_search(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
-    let dataset = m.get_one::<String>("dataset").expect("required");
-    let query = m.get_one::<String>("query").expect("required");
-    let limit = *m.get_one::<usize>("limit").expect("default");
-    let hits = search(&ctx, dataset, query, limit).await?;
-    if m.get_one::<String>("format").map(String::as_str) == Some("json") {
-        println!("{}", serde_json::to_string_pretty(&hits)?);
-    } else {
-        for h in &hits {
-            let who = h.id.clone().unwrap_or_else(|| format!("row {}", h._row));
-            println!("{:.3}\t{who}\t{}", h._score, h._snippet.replace('\n', " "));
-        }
-    }
+    let query = m.get_one::<String>("query").expect("required").clone();
+    let mode = Mode::parse(m.get_one::<String>("mode").expect("default"))?;
+    let vector = match mode {
+        Mode::Vector => query_vector(&query)?,
+        _ => None,
+    };
+    let req = Request {
+        dataset: m.get_one::<String>("dataset").expect("required").clone(),
+        query,
+        vector,
+        mode,
+        limit: *m.get_one::<usize>("limit").expect("default"),
+        columns: m
+            .get_many::<String>("columns")
+            .map(|c| c.cloned().collect()),
+        rrf_k: m.get_one::<f32>("rrf-k").copied(),
+    };
+    let (hits, _) = retrieve::search(&ctx, req).await?;
+    print_hits(
+        &hits,
+        m.get_one::<String>("format")
+            .map_or("table", String::as_str),
+    )?;
     Ok(if hits.is_empty() {
         ExitCode::FAILURE
     } else {
@@ -98,77 +96,293 @@ pub async fn run_search(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode>
     })
 }
 
-pub async fn run_index(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
-    let data_dir = ctx.config.data_dir.clone();
-    match m.subcommand() {
-        Some(("create", m)) => {
-            let dataset = m.get_one::<String>("dataset").expect("required").clone();
-            let spec = Spec {
-                text: m
-                    .get_many::<String>("text")
-                    .into_iter()
-                    .flatten()
-                    .map(|c| c.trim().to_string())
-                    .filter(|c| !c.is_empty())
-                    .collect(),
-                id: m.get_one::<String>("id").cloned(),
-            };
-            let (entry, dir) = current(&ctx, &dataset).await?;
-            dataset_index::check_columns(&dataset, &spec, &entry.schema)?;
-            // The spec first: an ingest racing this one indexes its version too.
-            dataset_index::write_spec(&data_dir, &dataset, &spec)?;
-            let (name, spec_c) = (dataset.clone(), spec.clone());
-            let built = hakiri_kernel::blocking("building the text index", move || {
-                dataset_index::build(&name, &spec_c, &dir)
-            })
-            .await;
-            match built {
-                Ok(rows) => println!(
-                    "indexed {rows} rows of `{dataset}` (version {}): {}",
-                    entry.version,
-                    spec.text.join(", ")
-                ),
-                Err(e) => {
-                    let _ = dataset_index::remove_spec(&data_dir, &dataset);
-                    return Err(e);
-                }
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn print_hits(hits: &[serde_json::Value], format: &str) -> anyhow::Result<()> {
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(hits)?),
+        "ndjson" => {
+            for h in hits {
+                println!("{h}");
             }
         }
-        Some(("list", m)) => {
-            let catalog = hakiri_data_api::open_catalog(&ctx).await?;
-            let mut rows = Vec::new();
-            for entry in catalog.list().await? {
-                if let Some(spec) = dataset_index::read_spec(&data_dir, &entry.name)? {
-                    let built =
-                        dataset_index::index_dir(std::path::Path::new(&entry.location)).is_dir();
-                    rows.push(serde_json::json!({"dataset": entry.name, "version": entry.version, "text": spec.text, "id": spec.id, "state": if built { "ready" } else { "missing for this version" }}));
+        "csv" => {
+            let mut keys: Vec<String> = Vec::new();
+            for h in hits.iter().filter_map(|h| h.as_object()) {
+                for k in h.keys() {
+                    if !keys.contains(k) {
+                        keys.push(k.clone());
+                    }
                 }
             }
-            if m.get_flag("json") {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in &rows {
-                    println!(
-                        "{}\tv{}\ttext: {}\t{}",
-                        r["dataset"].as_str().unwrap_or(""),
-                        r["version"],
-                        r["text"],
-                        r["state"].as_str().unwrap_or("")
-                    );
+            let quote = |s: String| {
+                if s.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s
                 }
+            };
+            println!(
+                "{}",
+                keys.iter()
+                    .map(|k| quote(k.clone()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for h in hits {
+                let row: Vec<String> = keys.iter().map(|k| quote(cell(&h[k.as_str()]))).collect();
+                println!("{}", row.join(","));
             }
+        }
+        _ => {
+            for h in hits {
+                let score = h["_score"].as_f64().unwrap_or(0.0);
+                let who = h
+                    .get("id")
+                    .map(cell)
+                    .unwrap_or_else(|| format!("row {}", h["_row"]));
+                let text = match h.get("_snippet").map(cell) {
+                    Some(s) if !s.is_empty() => s,
+                    _ => h
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .filter(|(k, _)| !k.starts_with('_') && k.as_str() != "id")
+                        .map(|(k, v)| format!("{k}={}", cell(v)))
+                        .collect::<Vec<_>>()
+                        .join("  "),
+                };
+                let text: String = text.replace('\n', " ").chars().take(200).collect();
+                println!("{score:.3}\t{who}\t{text}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn run_index(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
+    match m.subcommand() {
+        Some(("create", m)) => create(&ctx, m).await?,
+        Some(("list", m)) => list(&ctx, m.get_flag("json")).await?,
+        Some(("query", m)) => {
+            let dataset = m.get_one::<String>("dataset").expect("required");
+            let file = m
+                .get_one::<std::path::PathBuf>("vectors")
+                .expect("required");
+            query_file(
+                &ctx,
+                dataset,
+                file,
+                *m.get_one::<usize>("limit").expect("default"),
+            )
+            .await?;
         }
         Some(("drop", m)) => {
             let dataset = m.get_one::<String>("dataset").expect("required");
-            if !dataset_index::remove_spec(&data_dir, dataset)? {
-                bail!("dataset `{dataset}` has no text index");
-            }
-            if let Ok((_, dir)) = current(&ctx, dataset).await {
-                let _ = std::fs::remove_dir_all(dir.join("indexes"));
-            }
-            println!("dropped the text index of `{dataset}`");
+            let (text, vector) = match (m.get_flag("text"), m.get_flag("vector")) {
+                (false, false) => (true, true),
+                other => other,
+            };
+            drop_indexes(&ctx, dataset, text, vector).await?;
         }
         _ => unreachable!("clap requires a subcommand"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn create(ctx: &Context, m: &ArgMatches) -> anyhow::Result<()> {
+    let data_dir = &ctx.config.data_dir;
+    let dataset = m.get_one::<String>("dataset").expect("required").clone();
+    let text: Vec<String> = m
+        .get_many::<String>("text")
+        .into_iter()
+        .flatten()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let vector = VectorSpec {
+        column: m.get_one::<String>("vector").cloned(),
+        embed: m.get_one::<String>("embed").cloned(),
+        model: m.get_one::<String>("model").cloned(),
+        metric: m.get_one::<String>("metric").expect("default").clone(),
+    };
+    let wants_vector = vector.column.is_some() || vector.embed.is_some();
+    if text.is_empty() && !wants_vector {
+        bail!("say what to index: --text title,body for full text, --embed body or --vector embedding for vectors");
+    }
+    // Checked before anything is built: a missing vector capability should
+    // not leave a text index half of what was asked.
+    let vector_index = if wants_vector {
+        Some(retrieval::vector_index(ctx)?)
+    } else {
+        None
+    };
+    let (entry, dir) = retrieve::current(ctx, &dataset).await?;
+    if !text.is_empty() {
+        let spec = Spec {
+            text,
+            id: m.get_one::<String>("id").cloned(),
+        };
+        dataset_index::check_columns(&dataset, &spec, &entry.schema)?;
+        dataset_index::write_spec(data_dir, &dataset, &spec)?;
+        let (name, spec_c, dir_c) = (dataset.clone(), spec.clone(), dir.clone());
+        let built = hakiri_kernel::blocking("building the text index", move || {
+            dataset_index::build(&name, &spec_c, &dir_c)
+        })
+        .await;
+        match built {
+            Ok(rows) => println!(
+                "indexed {rows} rows of `{dataset}` (version {}): {}",
+                entry.version,
+                spec.text.join(", ")
+            ),
+            Err(e) => {
+                let _ = dataset_index::remove_spec(data_dir, &dataset);
+                return Err(e);
+            }
+        }
+    }
+    if let Some(index) = vector_index {
+        let said = index.create(ctx, &dataset, &dir, vector).await?;
+        println!("{said} for `{dataset}` (version {})", entry.version);
+    }
+    Ok(())
+}
+
+async fn list(ctx: &Context, json: bool) -> anyhow::Result<()> {
+    let data_dir = &ctx.config.data_dir;
+    let catalog = hakiri_data_api::open_catalog(ctx).await?;
+    let vectors = retrieval::vector_index(ctx).ok();
+    let mut rows = Vec::new();
+    for entry in catalog.list().await? {
+        let version_dir = Path::new(&entry.location);
+        if let Some(spec) = dataset_index::read_spec(data_dir, &entry.name)? {
+            let built = dataset_index::index_dir(version_dir).is_dir();
+            rows.push(serde_json::json!({"dataset": entry.name, "version": entry.version, "kind": "text", "columns": spec.text, "id": spec.id, "state": if built { "ready" } else { "missing for this version" }}));
+        }
+        if let Some(spec) = vectors
+            .as_ref()
+            .and_then(|v| v.spec(ctx, &entry.name).ok().flatten())
+        {
+            let built = version_dir.join("indexes").join("vector").is_dir();
+            let columns: Vec<&String> = spec.column.iter().chain(spec.embed.iter()).collect();
+            rows.push(serde_json::json!({"dataset": entry.name, "version": entry.version, "kind": "vector", "columns": columns, "embedded": spec.embed.is_some(), "model": spec.model, "metric": spec.metric, "state": if built { "ready" } else { "missing for this version" }}));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for r in &rows {
+            println!(
+                "{}\tv{}\t{}: {}\t{}",
+                r["dataset"].as_str().unwrap_or(""),
+                r["version"],
+                r["kind"].as_str().unwrap_or(""),
+                r["columns"],
+                r["state"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn drop_indexes(
+    ctx: &Context,
+    dataset: &str,
+    text: bool,
+    vector: bool,
+) -> anyhow::Result<()> {
+    let data_dir = &ctx.config.data_dir;
+    let mut dropped = Vec::new();
+    let dir = retrieve::current(ctx, dataset)
+        .await
+        .ok()
+        .map(|(_, d)| d.join("indexes"));
+    if text && dataset_index::remove_spec(data_dir, dataset)? {
+        if let Some(d) = &dir {
+            let _ = std::fs::remove_dir_all(d.join("text"));
+        }
+        dropped.push("text");
+    }
+    if vector {
+        if let Some(index) = retrieval::vector_index(ctx).ok() {
+            if index.drop_index(ctx, dataset)? {
+                if let Some(d) = &dir {
+                    let _ = std::fs::remove_dir_all(d.join("vector"));
+                }
+                dropped.push("vector");
+            }
+        }
+    }
+    if dropped.is_empty() {
+        bail!("dataset `{dataset}` has no such index; `hakiri index list` shows them");
+    }
+    println!("dropped the {} index of `{dataset}`", dropped.join(" and "));
+    Ok(())
+}
+
+/// `hakiri index query`: many vector queries in one process, as a batch job
+/// (or a benchmark) runs them; per-query latency is measured around the
+/// index's search alone.
+async fn query_file(ctx: &Context, dataset: &str, file: &Path, limit: usize) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let index = retrieval::vector_index(ctx)?;
+    let (_, dir) = retrieve::current(ctx, dataset).await?;
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?,
+    );
+    // Answers are gathered, then printed: a stdout lock may not cross an await.
+    let mut out = Vec::new();
+    let mut took = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let vector: Vec<f32> = serde_json::from_str(&line).map_err(|e| {
+            anyhow!(
+                "line {} of {} is not a JSON array of numbers: {e}",
+                n + 1,
+                file.display()
+            )
+        })?;
+        let start = std::time::Instant::now();
+        let hits = index
+            .search(
+                ctx,
+                dataset,
+                &dir,
+                retrieval::VectorQuery::Vector(vector),
+                limit,
+            )
+            .await?;
+        took.push(start.elapsed());
+        let rows: Vec<u64> = hits.iter().map(|h| h.row).collect();
+        let scores: Vec<f32> = hits.iter().map(|h| h.score).collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "rows": rows, "scores": scores })
+        )?;
+    }
+    std::io::stdout().lock().write_all(&out)?;
+    if !took.is_empty() {
+        let total: std::time::Duration = took.iter().sum();
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        eprintln!(
+            "{} queries: p50 {:.0} us, p99 {:.0} us, {:.0} queries/s",
+            took.len(),
+            at(0.5),
+            at(0.99),
+            took.len() as f64 / total.as_secs_f64()
+        );
+    }
+    Ok(())
 }

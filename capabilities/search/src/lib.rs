@@ -4,6 +4,8 @@
 
 mod commands;
 pub mod dataset_index;
+mod retrieve;
+mod tools;
 
 use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
 use schemars::JsonSchema;
@@ -35,17 +37,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "text-index",
         std::sync::Arc::new(dataset_index::TextIndexer),
     )?;
-    r.tool(Tool::typed(
-        "search.dataset",
-        "Full-text search over a dataset's text index (BM25): the best rows for a Tantivy query (terms, \"phrases\", AND/OR, -exclusions), each with _score, a _snippet with matches in <b>, its id and the indexed columns. datasets.list shows which datasets have a text index.",
-        |input: DatasetSearchInput, ctx| async move {
-            hakiri_data_api::authorize_dataset(&ctx, &input.dataset, false).await?;
-            let hits = commands::search(&ctx, &input.dataset, &input.query, input.limit.unwrap_or(10))
-                .await
-                .map_err(ToolError::from)?;
-            Ok(serde_json::json!({ "dataset": input.dataset, "hits": hits }))
-        },
-    ))?;
+    tools::register(r)?;
     r.provide::<dyn hakiri_data_api::DatasetStatus>(
         "text-index",
         std::sync::Arc::new(dataset_index::IndexStatus),
@@ -66,18 +58,6 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         }
     });
     Ok(())
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct DatasetSearchInput {
-    /// The dataset, which must have a text index (`hakiri index create`).
-    dataset: String,
-    /// Tantivy query syntax: terms, "phrases", AND/OR, -exclusions.
-    query: String,
-    /// Maximum hits (default 10, at most 1000).
-    #[schemars(range(min = 1, max = 1000))]
-    limit: Option<usize>,
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -1,4 +1,11 @@
-//! `vector`: nearest-neighbour search over an HNSW index.
+//! `vector`: nearest-neighbour search over HNSW indexes (instant-distance):
+//! persistent indexes over datasets' vector or embedded text columns, rebuilt
+//! with every version (see `dataset_index`), and `vector.nearest` over the
+//! vectors passed in one call.
+
+mod dataset_index;
+mod provider;
+mod space;
 
 use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
 use instant_distance::{Builder, HnswMap, Search};
@@ -8,6 +15,13 @@ use serde::{Deserialize, Serialize};
 hakiri_kernel::capability!(register);
 
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
+    let index = std::sync::Arc::new(provider::HnswIndex);
+    r.provide::<dyn hakiri_data_api::retrieval::VectorIndex>(
+        hakiri_data_api::retrieval::HNSW,
+        index.clone(),
+    )?;
+    r.provide::<dyn hakiri_data_api::VersionBuilder>("vector-index", index.clone())?;
+    r.provide::<dyn hakiri_data_api::DatasetStatus>("vector-index", index)?;
     r.tool(Tool::typed(
         "vector.nearest",
         "Build an HNSW index over the given vectors and return the k nearest to the query (Euclidean distance)",

@@ -11,7 +11,6 @@ terms joined with OR, ranked by bm25). Reports build time and peak RSS,
 query latency p50/p99 and QPS (hakiri over MCP `search.dataset` to a running
 daemon, as an agent calls it; the others in-process), and the top-10 overlap
 of hakiri with tantivy-py (same library and scoring, so close to 1)."""
-import glob
 import json
 import os
 import shutil
@@ -21,6 +20,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import debian_corpus  # noqa: E402
 
 hakiri, work = sys.argv[1], sys.argv[2]
 args = sys.argv[3:]
@@ -41,31 +43,7 @@ shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 
 
-def corpus():
-    if packages:
-        text = open(packages, encoding="utf-8", errors="replace").read()
-    else:
-        lists = sorted(glob.glob("/var/lib/apt/lists/*_main_binary-*_Packages*"), key=os.path.getsize)[-1]
-        text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", lists], capture_output=True, text=True, check=True).stdout
-    docs, seen = [], set()
-    for stanza in text.split("\n\n"):
-        name, desc, in_desc = None, [], False
-        for line in stanza.splitlines():
-            if line.startswith("Package: "):
-                name = line[9:].strip()
-            elif line.startswith("Description: "):
-                desc, in_desc = [line[13:]], True
-            elif in_desc and line.startswith(" "):
-                desc.append(line.strip().strip("."))
-            else:
-                in_desc = False
-        if name and name not in seen:
-            seen.add(name)
-            docs.append({"id": name, "title": name.replace("-", " "), "body": " ".join(desc)})
-    return docs
-
-
-docs = corpus()
+docs = debian_corpus.load(packages)
 data = os.path.join(work, "debian.ndjson")
 with open(data, "w") as f:
     for d in docs:

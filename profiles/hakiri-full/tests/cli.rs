@@ -27,6 +27,7 @@ fn reports_exactly_its_capabilities() {
             "connectors",
             "coord-client",
             "datasets",
+            "embeddings",
             "engine",
             "lambda",
             "mcp",

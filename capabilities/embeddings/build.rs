@@ -1,0 +1,3 @@
+fn main() {
+    hakiri_build::capability()
+}

@@ -1,0 +1,337 @@
+//! Persistent vector indexes over datasets. The spec (which column, which
+//! model, which metric) lives beside the dataset's versions in
+//! `<data_dir>/datasets/<name>/vector.json`; each version carries its own
+//! index in `<version>/indexes/vector/`:
+//! - `vectors.f32`: the rows' vectors, little-endian, row after row
+//!   (unit-length for cosine), memory-mapped at query time;
+//! - `graph.bin`: instant-distance's HNSW graph over row numbers;
+//! - `meta.json`: dimension, metric, rows, the model that made them.
+
+use crate::space::{Metric, Row, Space, QUERY};
+use anyhow::{anyhow, bail, Context as _};
+use hakiri_data_api::retrieval::{RankedRow, VectorSpec};
+use instant_distance::{Builder, Hnsw, Search};
+use polars::prelude::{col, DataType, LazyFrame, PlRefPath, ScanArgsParquet};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Candidates kept while searching the bottom layer: the most rows one
+/// search returns, and the knob trading speed for recall (README, Measured).
+pub const EF_SEARCH: usize = 100;
+/// Candidates kept while inserting a row during a build.
+const EF_CONSTRUCTION: usize = 100;
+/// The widest vector accepted.
+const MAX_DIMENSION: usize = 8192;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Meta {
+    pub dimension: usize,
+    pub metric: String,
+    pub rows: u64,
+    #[serde(default)]
+    pub model: Option<String>,
+    pub ef_search: usize,
+}
+
+fn spec_path(data_dir: &Path, dataset: &str) -> PathBuf {
+    // The datasets capability keeps a dataset's versions under this directory.
+    data_dir.join("datasets").join(dataset).join("vector.json")
+}
+
+pub fn read_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<Option<VectorSpec>> {
+    let path = spec_path(data_dir, dataset);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is damaged; `hakiri index drop {dataset} --vector` and create it again",
+                path.display()
+            )
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+pub fn write_spec(data_dir: &Path, dataset: &str, spec: &VectorSpec) -> anyhow::Result<()> {
+    let path = spec_path(data_dir, dataset);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(spec)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn remove_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<bool> {
+    match std::fs::remove_file(spec_path(data_dir, dataset)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn index_dir(version_dir: &Path) -> PathBuf {
+    version_dir.join("indexes").join("vector")
+}
+
+fn scan(dataset: &str, version_dir: &Path) -> anyhow::Result<LazyFrame> {
+    let glob = version_dir.join("*.parquet");
+    LazyFrame::scan_parquet(
+        PlRefPath::new(glob.to_string_lossy().into_owned()),
+        ScanArgsParquet::default(),
+    )
+    .with_context(|| format!("cannot read dataset `{dataset}`'s Parquet files"))
+}
+
+/// The column's type, or an error naming the dataset's columns.
+fn column_type(dataset: &str, lf: &mut LazyFrame, column: &str) -> anyhow::Result<DataType> {
+    let schema = lf.collect_schema()?;
+    schema.get(column).cloned().ok_or_else(|| {
+        let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+        anyhow!(
+            "dataset `{dataset}` has no column `{column}`; its columns: {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// Reads a column of float lists as `rows × dim` floats; every row must
+/// hold a vector of one dimension. Blocking.
+pub fn read_vectors(
+    dataset: &str,
+    version_dir: &Path,
+    column: &str,
+) -> anyhow::Result<(Vec<f32>, usize)> {
+    let mut lf = scan(dataset, version_dir)?;
+    let ty = column_type(dataset, &mut lf, column)?;
+    let numeric_list = match &ty {
+        DataType::List(inner) => inner.is_primitive_numeric(),
+        _ => false,
+    };
+    if !numeric_list {
+        bail!("column `{column}` of dataset `{dataset}` holds {ty}, not lists of numbers; --vector takes a column of float lists (use --embed for a text column)");
+    }
+    let df = lf
+        .select([col(column).cast(DataType::List(Box::new(DataType::Float32)))])
+        .collect()
+        .with_context(|| format!("cannot read column `{column}` of dataset `{dataset}`"))?;
+    let lists = df.column(column)?.list()?.clone();
+    let mut out = Vec::new();
+    let mut dim = 0;
+    for row in 0..lists.len() {
+        let Some(values) = lists.get_as_series(row) else {
+            bail!("row {row} of column `{column}` is null; every row needs a vector (filter them out before indexing)");
+        };
+        let floats = values.f32()?;
+        if row == 0 {
+            dim = floats.len();
+            if dim == 0 || dim > MAX_DIMENSION {
+                bail!("row 0 of column `{column}` holds {dim} values; vectors need 1 to {MAX_DIMENSION}");
+            }
+        } else if floats.len() != dim {
+            bail!("row {row} of column `{column}` holds {} values but row 0 holds {dim}: vectors must all have one dimension", floats.len());
+        }
+        for v in floats.iter() {
+            match v {
+                Some(x) if x.is_finite() => out.push(x),
+                _ => bail!("row {row} of column `{column}` holds a null or non-finite value"),
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("dataset `{dataset}` has no rows to index");
+    }
+    Ok((out, dim))
+}
+
+/// Reads a text column to embed (nulls embed as empty text). Blocking.
+pub fn read_texts(dataset: &str, version_dir: &Path, column: &str) -> anyhow::Result<Vec<String>> {
+    let mut lf = scan(dataset, version_dir)?;
+    let ty = column_type(dataset, &mut lf, column)?;
+    if ty != DataType::String {
+        bail!("column `{column}` of dataset `{dataset}` holds {ty}, not text; --embed takes a text column");
+    }
+    let df = lf.select([col(column)]).collect()?;
+    let texts = df.column(column)?.str()?;
+    Ok((0..texts.len())
+        .map(|row| texts.get(row).unwrap_or_default().to_string())
+        .collect())
+}
+
+fn normalize(vectors: &mut [f32], dim: usize) {
+    for v in vectors.chunks_exact_mut(dim) {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+}
+
+/// Builds the index of `vectors` (`rows × dim`) into `<version_dir>/indexes/vector`,
+/// replacing any there: written beside it, then renamed. Blocking.
+pub fn build(
+    version_dir: &Path,
+    mut vectors: Vec<f32>,
+    dim: usize,
+    metric: Metric,
+    model: Option<String>,
+) -> anyhow::Result<Meta> {
+    let rows = vectors.len() / dim;
+    if rows >= QUERY.0 as usize {
+        bail!("a vector index holds at most {} rows", QUERY.0 - 1);
+    }
+    if metric == Metric::Cosine {
+        normalize(&mut vectors, dim);
+    }
+    let space = Space::new(&vectors, dim, &[], metric);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = space.build_pool(threads)?;
+    let points: Vec<Row> = (0..rows as u32).map(Row).collect();
+    let (hnsw, _ids) = pool.install(|| {
+        Builder::default()
+            .ef_construction(EF_CONSTRUCTION)
+            .ef_search(EF_SEARCH)
+            .seed(0x4841_4b49)
+            .build_hnsw(points)
+    });
+    drop(pool);
+    let meta = Meta {
+        dimension: dim,
+        metric: metric_name(metric).into(),
+        rows: rows as u64,
+        model,
+        ef_search: EF_SEARCH,
+    };
+    let indexes = version_dir.join("indexes");
+    let building = indexes.join(format!(".vector-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    std::fs::create_dir_all(&building)
+        .with_context(|| format!("cannot create {}", building.display()))?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(building.join("vectors.f32"))?);
+    for x in &vectors {
+        out.write_all(&x.to_le_bytes())?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let mut graph = std::io::BufWriter::new(std::fs::File::create(building.join("graph.bin"))?);
+    bincode::serde::encode_into_std_write(&hnsw, &mut graph, bincode_config())?;
+    graph.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    std::fs::write(
+        building.join("meta.json"),
+        serde_json::to_vec_pretty(&meta)?,
+    )?;
+    let target = index_dir(version_dir);
+    if target.exists() {
+        let old = indexes.join(format!(".vector-old-{}", std::process::id()));
+        std::fs::rename(&target, &old)?;
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    std::fs::rename(&building, &target)
+        .with_context(|| format!("cannot move the index to {}", target.display()))?;
+    Ok(meta)
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_fixed_int_encoding()
+}
+
+pub fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Cosine => "cosine",
+        Metric::Dot => "dot",
+        Metric::L2 => "l2",
+    }
+}
+
+/// A loaded index: its graph in memory, its vectors mapped.
+pub struct Loaded {
+    pub meta: Meta,
+    metric: Metric,
+    graph: Hnsw<Row>,
+    vectors: memmap2::Mmap,
+}
+
+impl Loaded {
+    fn open(dir: &Path) -> anyhow::Result<Loaded> {
+        let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)?;
+        let metric = Metric::parse(&meta.metric)?;
+        let file = std::fs::File::open(dir.join("vectors.f32"))?;
+        // SAFETY: a published index is never written again (a rebuild writes
+        // a new directory and renames it into place).
+        let vectors = unsafe { memmap2::Mmap::map(&file)? };
+        if vectors.len() as u64 != meta.rows * meta.dimension as u64 * 4
+            || vectors.as_ptr().align_offset(4) != 0
+        {
+            bail!(
+                "{} does not hold {} vectors of dimension {}",
+                dir.join("vectors.f32").display(),
+                meta.rows,
+                meta.dimension
+            );
+        }
+        let mut graph_file = std::io::BufReader::new(std::fs::File::open(dir.join("graph.bin"))?);
+        let graph: Hnsw<Row> =
+            bincode::serde::decode_from_std_read(&mut graph_file, bincode_config())?;
+        Ok(Loaded {
+            meta,
+            metric,
+            graph,
+            vectors,
+        })
+    }
+
+    fn floats(&self) -> &[f32] {
+        // SAFETY: length and alignment checked in `open`; any bit pattern is an f32.
+        unsafe {
+            std::slice::from_raw_parts(self.vectors.as_ptr().cast::<f32>(), self.vectors.len() / 4)
+        }
+    }
+
+    /// The `limit` rows nearest to `query`, nearest first. Blocking.
+    pub fn search(&self, query: &[f32], limit: usize) -> anyhow::Result<Vec<RankedRow>> {
+        if query.len() != self.meta.dimension {
+            bail!(
+                "the query vector has {} values; this index holds vectors of dimension {}",
+                query.len(),
+                self.meta.dimension
+            );
+        }
+        if query.iter().any(|x| !x.is_finite()) {
+            bail!("the query vector holds a non-finite value");
+        }
+        let mut query = query.to_vec();
+        if self.metric == Metric::Cosine {
+            normalize(&mut query, self.meta.dimension);
+        }
+        let floats = self.floats();
+        let space = Space::new(floats, self.meta.dimension, &query, self.metric);
+        let _scope = space.install(floats, &query);
+        let mut search = Search::default();
+        Ok(self
+            .graph
+            .search(&QUERY, &mut search)
+            .take(limit)
+            .map(|item| RankedRow {
+                row: item.point.0 as u64,
+                score: self.metric.score(item.distance),
+            })
+            .collect())
+    }
+}
+
+/// Loaded indexes by directory and inode (see the text index's cache).
+pub fn open(dir: &Path) -> anyhow::Result<Arc<Loaded>> {
+    use std::os::unix::fs::MetadataExt;
+    static OPEN: Mutex<Vec<(PathBuf, u64, Arc<Loaded>)>> = Mutex::new(Vec::new());
+    let inode = std::fs::metadata(dir)?.ino();
+    let mut cache = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, loaded)) = cache.iter().find(|(d, i, _)| d == dir && *i == inode) {
+        return Ok(loaded.clone());
+    }
+    let loaded = Arc::new(Loaded::open(dir)?);
+    cache.retain(|(d, _, _)| d != dir);
+    if cache.len() >= 8 {
+        cache.remove(0);
+    }
+    cache.push((dir.to_path_buf(), inode, loaded.clone()));
+    Ok(loaded)
+}
