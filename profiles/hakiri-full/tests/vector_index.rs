@@ -240,7 +240,7 @@ fn a_vector_column_index_follows_its_dataset() {
         &["points", "[0.1,0.1,5]", "--mode", "vector", "--limit", "1"],
     );
     assert_eq!(ids(&found), ["up"], "{found:?}");
-    ok(h, &["datasets", "drop", "points"]);
+    ok(h, &["drop", "points"]);
     ok(h, &["ingest", &points, "--as", "points", "-q"]);
     let e = fails(h, &["search", "points", "[1,0,0]", "--mode", "vector"]);
     assert!(
