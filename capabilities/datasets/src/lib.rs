@@ -64,7 +64,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     ))?;
     r.tool(Tool::typed(
         "datasets.list",
-        "List datasets: name, rows, size, columns, version, source, updated",
+        "List the datasets this token may read: {\"datasets\": [...]}, each with name, rows, size, columns, version, source, updated, and what other capabilities know of it (its text and vector indexes, its refresh schedule). Start here, then datasets.describe or datasets.sample one.",
         |_: NoInput, ctx| async move {
             let mut visible = Vec::new();
             for entry in list(&ctx).await? {
@@ -72,7 +72,8 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     visible.push(entry);
                 }
             }
-            Ok(annotated(&ctx, &visible)?)
+            // An object, not a bare list: MCP's structured content must be one.
+            Ok(serde_json::json!({ "datasets": annotated(&ctx, &visible)? }))
         },
     ))?;
     r.tool(Tool::typed(

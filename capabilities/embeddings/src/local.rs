@@ -77,17 +77,19 @@ impl LocalModel {
     }
 
     /// Embeds `texts` in batches of `batch`, shortest first so a batch pads
-    /// little; the result keeps the order of `texts`.
+    /// little, batches spread over every core (one forward pass keeps about
+    /// one core busy); the result keeps the order of `texts`.
     pub fn embed(&self, texts: &[String], batch: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+        use rayon::prelude::*;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| texts[i].len());
+        let batches: Vec<Vec<Vec<f32>>> = order
+            .par_chunks(batch.max(1))
+            .map(|chunk| self.forward(chunk.iter().map(|&i| texts[i].as_str()).collect()))
+            .collect::<anyhow::Result<_>>()?;
         let mut out = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch.max(1)) {
-            let inputs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            let vectors = self.forward(inputs)?;
-            for (&i, v) in chunk.iter().zip(vectors) {
-                out[i] = v;
-            }
+        for (&i, v) in order.iter().zip(batches.into_iter().flatten()) {
+            out[i] = v;
         }
         Ok(out)
     }

@@ -128,6 +128,7 @@ pub fn read_vectors(
             if dim == 0 || dim > MAX_DIMENSION {
                 bail!("row 0 of column `{column}` holds {dim} values; vectors need 1 to {MAX_DIMENSION}");
             }
+            out.reserve_exact(dim * lists.len());
         } else if floats.len() != dim {
             bail!("row {row} of column `{column}` holds {} values but row 0 holds {dim}: vectors must all have one dimension", floats.len());
         }
@@ -258,6 +259,10 @@ impl Loaded {
         // SAFETY: a published index is never written again (a rebuild writes
         // a new directory and renames it into place).
         let vectors = unsafe { memmap2::Mmap::map(&file)? };
+        // A search reads scattered vectors: without this, readahead and
+        // fault-around map whole neighbourhoods of the file, and one query
+        // made the daemon's RSS grow by the whole index.
+        vectors.advise(memmap2::Advice::Random)?;
         if vectors.len() as u64 != meta.rows * meta.dimension as u64 * 4
             || vectors.as_ptr().align_offset(4) != 0
         {

@@ -35,12 +35,13 @@ impl Metric {
         }
     }
 
-    /// The distance the graph orders by (lower is nearer).
-    fn distance(self, a: &[f32], b: &[f32]) -> f32 {
+    /// The distance the graph orders by (lower is nearer), with `kernel`
+    /// this metric's kernel (see [`kernel`]).
+    fn distance(self, kernel: Kernel, a: &[f32], b: &[f32]) -> f32 {
         match self {
-            Metric::Cosine => 1.0 - dot(a, b),
-            Metric::Dot => -dot(a, b),
-            Metric::L2 => l2(a, b),
+            Metric::Cosine => 1.0 - kernel(a, b),
+            Metric::Dot => -kernel(a, b),
+            Metric::L2 => kernel(a, b),
         }
     }
 
@@ -52,6 +53,89 @@ impl Metric {
             Metric::Dot => -distance,
             Metric::L2 => -distance.max(0.0).sqrt(),
         }
+    }
+}
+
+/// A dot product or squared distance over two equal-length vectors.
+type Kernel = fn(&[f32], &[f32]) -> f32;
+
+/// The fastest kernel for `metric` this CPU runs: AVX2 with FMA where the
+/// CPU has them (checked once per index opened: the binary itself targets
+/// baseline x86-64), else the portable one.
+fn kernel(metric: Metric) -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    {
+        return match metric {
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            Metric::L2 => |a, b| unsafe { avx2::l2(a, b) },
+            _ => |a, b| unsafe { avx2::dot(a, b) },
+        };
+    }
+    match metric {
+        Metric::L2 => l2,
+        _ => dot,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Sums the eight lanes of `v`.
+    #[target_feature(enable = "avx2,fma")]
+    fn sum(v: __m256) -> f32 {
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds eight floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        lanes.iter().sum()
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        // SAFETY: every load reads 8 floats that end at or before `n`.
+        unsafe {
+            while i + 16 <= n {
+                let (pa, pb) = (a.as_ptr().add(i), b.as_ptr().add(i));
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(8)), _mm256_loadu_ps(pb.add(8)), s1);
+                i += 16;
+            }
+            if i + 8 <= n {
+                let (pa, pb) = (a.as_ptr().add(i), b.as_ptr().add(i));
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb), s0);
+                i += 8;
+            }
+        }
+        let tail: f32 = a[i..n].iter().zip(&b[i..n]).map(|(x, y)| x * y).sum();
+        sum(_mm256_add_ps(s0, s1)) + tail
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn l2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let mut s = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY: every load reads 8 floats that end at or before `n`.
+        unsafe {
+            while i + 8 <= n {
+                let d = _mm256_sub_ps(
+                    _mm256_loadu_ps(a.as_ptr().add(i)),
+                    _mm256_loadu_ps(b.as_ptr().add(i)),
+                );
+                s = _mm256_fmadd_ps(d, d, s);
+                i += 8;
+            }
+        }
+        let tail: f32 = a[i..n].iter().zip(&b[i..n]).map(|(x, y)| (x - y) * (x - y)).sum();
+        sum(s) + tail
     }
 }
 
@@ -99,6 +183,7 @@ pub struct Space {
     dim: usize,
     query: *const f32,
     metric: Metric,
+    kernel: Kernel,
 }
 
 // SAFETY: a Space only points at memory that outlives every thread it is
@@ -124,6 +209,7 @@ impl Space {
                 query.as_ptr()
             },
             metric,
+            kernel: kernel(metric),
         }
     }
 
@@ -184,7 +270,7 @@ impl instant_distance::Point for Row {
             .expect("a vector distance was computed with no Space installed");
         space
             .metric
-            .distance(space.vector(*self), space.vector(*other))
+            .distance(space.kernel, space.vector(*self), space.vector(*other))
     }
 }
 
@@ -211,7 +297,13 @@ mod tests {
         let b: Vec<f32> = (0..19).map(|i| 3.0 - i as f32).collect();
         let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot(&a, &b) - plain).abs() < 1e-3);
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
-        assert!((l2(&a, &b) - plain).abs() < 1e-2);
+        let plain_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
+        assert!((l2(&a, &b) - plain_l2).abs() < 1e-2);
+        // Whatever kernel this CPU gets agrees with the portable ones.
+        for len in [0, 7, 8, 19, 384] {
+            let (a, b) = (&a.repeat(21)[..len], &b.repeat(21)[..len]);
+            assert!((kernel(Metric::Cosine)(a, b) - dot(a, b)).abs() < 1e-1, "dot, {len}");
+            assert!((kernel(Metric::L2)(a, b) - l2(a, b)).abs() < 1e-1, "l2, {len}");
+        }
     }
 }

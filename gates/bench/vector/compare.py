@@ -4,7 +4,8 @@ one run: python3 compare.py HAKIRI_FULL WORKDIR [--n 100000] [--queries 1000]
 from PyPI; the real-text part needs the local model (`hakiri embed init`).
 
 1. Scale: N clustered synthetic vectors of dimension 384 (unit length, 300
-   Gaussian clusters), 1000 queries from the same distribution. Ground truth
+   Gaussian clusters with noise as wide as their spread, so HNSW has to
+   work for its recall), 1000 queries from the same distribution. Ground truth
    by brute force. Each system builds an HNSW index with M = 32 (64 links on
    the bottom layer, instant-distance's fixed shape) and ef_construction =
    100, on every core; queries run one at a time on one thread, in process
@@ -13,9 +14,10 @@ from PyPI; the real-text part needs the local model (`hakiri embed init`).
    are reported at the smallest ef reaching hakiri's recall ("equal recall").
    Build time and peak RSS (GNU time), index size on disk against the raw
    vectors, and hakiri-full's RSS as a daemon after one query loaded it.
-2. Quality on real text: the first R Debian package descriptions embedded
-   by hakiri itself (all-MiniLM-L6-v2, in process; sentences/s reported),
-   40 text queries embedded alike; recall@10 against brute force.
+2. Quality on real text: the first R Debian package descriptions (plus the
+   packages qrels.json names) embedded by hakiri itself (all-MiniLM-L6-v2,
+   in process; sentences/s reported), the qrels queries embedded alike;
+   recall@10 against brute force, hnswlib on the same vectors.
 3. Hybrid: the queries in qrels.json with the packages known relevant;
    recall@10 of text, vector and hybrid search over the full corpus subset."""
 import json
@@ -154,7 +156,7 @@ report = {}
 rng = np.random.default_rng(7)
 centers = rng.normal(size=(300, DIM)).astype(np.float32)
 def sample(n):
-    x = centers[rng.integers(0, len(centers), n)] + 0.6 * rng.normal(size=(n, DIM)).astype(np.float32)
+    x = centers[rng.integers(0, len(centers), n)] + 1.0 * rng.normal(size=(n, DIM)).astype(np.float32)
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 base, queries = sample(N), sample(NQ)
 truth = brute(base, queries)

@@ -24,7 +24,8 @@ enum Who {
     Expired,
     Revoked,
     /// engine.query, datasets.*, connectors.preview, connector.*, wasm.call,
-    /// search.text, search.dataset on `sales` (which has a text index).
+    /// search.text, search.dataset, search.vector, search.hybrid on `sales`
+    /// (which has a text index, no vector index), embeddings.embed.
     Agent,
     /// The agent's token attenuated to dataset `hr` (which it never had).
     OtherDataset,
@@ -103,6 +104,15 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("search bad query",      Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"region:("}"#, ToolError("invalid query")),
     ("search other tool",     Who::OtherTool, "search.dataset", r#"{"dataset":"sales","query":"eu"}"#, ToolError("token does not grant tool `search.dataset`")),
     ("search attenuated",     Who::OtherDataset, "search.dataset", r#"{"dataset":"hr","query":"ann"}"#, ToolError("token does not grant dataset `hr`")),
+    ("vector ungranted",      Who::Agent, "search.vector", r#"{"dataset":"hr","vector":[1.0]}"#, ToolError("token does not grant dataset `hr`")),
+    ("vector no index",       Who::Agent, "search.vector", r#"{"dataset":"sales","vector":[1.0,2.0]}"#, ToolError("has no vector index")),
+    ("vector limit 1e12",     Who::Agent, "search.vector", r#"{"dataset":"sales","vector":[1.0],"limit":1000000000000}"#, ToolError("between 1 and 100")),
+    ("vector both queries",   Who::Agent, "search.vector", r#"{"dataset":"sales","vector":[1.0],"query":"eu"}"#, ToolError("exactly one of")),
+    ("hybrid ungranted",      Who::Agent, "search.hybrid", r#"{"dataset":"hr","query":"ann"}"#, ToolError("token does not grant dataset `hr`")),
+    ("hybrid absurd k",       Who::Agent, "search.hybrid", r#"{"dataset":"sales","query":"eu","rrf_k":-5}"#, ToolError("rrf_k must be between")),
+    ("embed nothing",         Who::Agent, "embeddings.embed", r#"{"texts":[]}"#, ToolError("give 1 to 256 texts")),
+    ("embed a model path",    Who::Agent, "embeddings.embed", r#"{"texts":["x"],"model":"../../../etc"}"#, ToolError("is not a model name")),
+    ("embed other tool",      Who::OtherTool, "embeddings.embed", r#"{"texts":["x"]}"#, ToolError("token does not grant tool `embeddings.embed`")),
     ("sample 1e12 rows",      Who::Agent, "datasets.sample", r#"{"name":"sales","rows":1000000000000}"#, ToolError("between 1 and 100")),
     ("sample ungranted",      Who::Agent, "datasets.sample", r#"{"name":"hr"}"#, ToolError("token does not grant dataset `hr`")),
     // WASM connectors: none installed here; a host file is not a source.
@@ -229,6 +239,12 @@ fn every_attack_is_refused_and_the_daemon_keeps_serving() {
         "search.text",
         "--tool",
         "search.dataset",
+        "--tool",
+        "search.vector",
+        "--tool",
+        "search.hybrid",
+        "--tool",
+        "embeddings.embed",
         "--tool",
         "connector.*",
         "--tool",

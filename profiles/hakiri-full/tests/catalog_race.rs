@@ -94,10 +94,7 @@ fn race(catalog: &str, init: &[&str], refusal: &str) {
         let mcp = Mcp::open(url, token).expect("a session after the race");
         let (failed, listed) = mcp.call("datasets.list", "{}");
         assert!(!failed, "{listed}");
-        // A list comes back as JSON text (structured content is an object).
-        let all: serde_json::Value =
-            serde_json::from_str(listed["content"][0]["text"].as_str().unwrap_or("null")).unwrap();
-        let sales = all
+        let sales = listed["structuredContent"]["datasets"]
             .as_array()
             .and_then(|all| all.iter().find(|d| d["name"] == "sales"))
             .unwrap_or_else(|| panic!("sales listed: {listed}"));

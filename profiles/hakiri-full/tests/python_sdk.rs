@@ -110,10 +110,12 @@ fn the_python_sdk_gets_exactly_what_its_token_grants() {
 }
 
 /// The agent tool set through the official SDK, on a real dataset with a
-/// text index: list, describe, sample, search, then query what was found.
+/// text index and a vector index embedded by the real model: list,
+/// describe, sample, search three ways, then query what was found.
 #[test]
 fn the_python_sdk_discovers_samples_searches_and_queries_a_dataset() {
     let python = skip_unless_configured!("HAKIRI_TEST_PYTHON_MCP");
+    let model = skip_unless_configured!("HAKIRI_TEST_EMBED_MODEL");
     let home = Home::new();
     let csv = home.path().join("books.csv");
     std::fs::write(
@@ -122,6 +124,7 @@ fn the_python_sdk_discovers_samples_searches_and_queries_a_dataset() {
     )
     .unwrap();
     for args in [
+        vec!["embed", "init", "--from", model.as_str()],
         vec!["ingest", csv.to_str().unwrap(), "--as", "books", "-q"],
         vec![
             "index",
@@ -131,6 +134,8 @@ fn the_python_sdk_discovers_samples_searches_and_queries_a_dataset() {
             "title,body",
             "--id",
             "id",
+            "--embed",
+            "body",
         ],
     ] {
         let out = run(BIN, home.path(), &args);
@@ -143,19 +148,19 @@ fn the_python_sdk_discovers_samples_searches_and_queries_a_dataset() {
         ["datasets.sample", {"name": "books", "rows": 1}],
         ["search.dataset", {"dataset": "books", "query": "whale"}],
         ["engine.query", {"sql": "select title from books where id = 'a1'"}],
-        ["connector.list", {}]
+        ["connector.list", {}],
+        ["search.vector", {"dataset": "books", "query": "desert creatures", "limit": 1}],
+        ["search.hybrid", {"dataset": "books", "query": "ocean animals", "limit": 2}]
     ]);
     let mut serve = hakiri_testkit::start_serve(BIN, home.path());
     let url = format!("http://{}/mcp", serve.addr("mcp"));
     let answer = sdk(&python, &home, "http", &url, &token, calls).expect("granted session");
     assert!(serve.stop().success());
     let c = &answer["calls"];
-    for i in 0..6 {
+    for i in 0..8 {
         assert_eq!(c[i]["is_error"], false, "call {i}: {answer}");
     }
-    // A list is not an object, which MCP's structured content must be: the
-    // SDK sees datasets.list as text only.
-    let listed = c[0]["text"][0].as_str().unwrap_or_default();
+    let listed = c[0]["structured"]["datasets"][0].to_string();
     assert!(
         listed.contains("books") && listed.contains("text-index"),
         "{answer}"
@@ -174,4 +179,8 @@ fn the_python_sdk_discovers_samples_searches_and_queries_a_dataset() {
         "{answer}"
     );
     assert_eq!(c[5]["structured"]["connectors"], json!([]), "{answer}");
+    assert_eq!(c[6]["structured"]["hits"][0]["id"], "a2", "{answer}");
+    assert_eq!(c[6]["structured"]["mode"], "vector", "{answer}");
+    assert_eq!(c[7]["structured"]["hits"][0]["id"], "a1", "{answer}");
+    assert!(listed.contains("vector-index"), "{answer}");
 }
