@@ -311,7 +311,7 @@ async fn drop_indexes(
         dropped.push("text");
     }
     if vector {
-        if let Some(index) = retrieval::vector_index(ctx).ok() {
+        if let Ok(index) = retrieval::vector_index(ctx) {
             if index.drop_index(ctx, dataset)? {
                 if let Some(d) = &dir {
                     let _ = std::fs::remove_dir_all(d.join("vector"));

@@ -64,8 +64,7 @@ type Kernel = fn(&[f32], &[f32]) -> f32;
 /// baseline x86-64), else the portable one.
 fn kernel(metric: Metric) -> Kernel {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         return match metric {
             // SAFETY: the CPU has AVX2 and FMA (checked above).
             Metric::L2 => |a, b| unsafe { avx2::l2(a, b) },
@@ -134,7 +133,11 @@ mod avx2 {
                 i += 8;
             }
         }
-        let tail: f32 = a[i..n].iter().zip(&b[i..n]).map(|(x, y)| (x - y) * (x - y)).sum();
+        let tail: f32 = a[i..n]
+            .iter()
+            .zip(&b[i..n])
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum();
         sum(s) + tail
     }
 }
@@ -198,7 +201,11 @@ thread_local! {
 impl Space {
     /// `vectors` holds `rows × dim` floats; `query` is empty or `dim` floats.
     pub fn new(vectors: &[f32], dim: usize, query: &[f32], metric: Metric) -> Space {
-        assert!(dim > 0 && vectors.len() % dim == 0 && (query.is_empty() || query.len() == dim));
+        assert!(
+            dim > 0
+                && vectors.len().is_multiple_of(dim)
+                && (query.is_empty() || query.len() == dim)
+        );
         Space {
             base: vectors.as_ptr(),
             rows: vectors.len() / dim,
@@ -302,8 +309,14 @@ mod tests {
         // Whatever kernel this CPU gets agrees with the portable ones.
         for len in [0, 7, 8, 19, 384] {
             let (a, b) = (&a.repeat(21)[..len], &b.repeat(21)[..len]);
-            assert!((kernel(Metric::Cosine)(a, b) - dot(a, b)).abs() < 1e-1, "dot, {len}");
-            assert!((kernel(Metric::L2)(a, b) - l2(a, b)).abs() < 1e-1, "l2, {len}");
+            assert!(
+                (kernel(Metric::Cosine)(a, b) - dot(a, b)).abs() < 1e-1,
+                "dot, {len}"
+            );
+            assert!(
+                (kernel(Metric::L2)(a, b) - l2(a, b)).abs() < 1e-1,
+                "l2, {len}"
+            );
         }
     }
 }

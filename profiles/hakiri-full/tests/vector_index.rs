@@ -523,12 +523,27 @@ fn kill_dash_nine_mid_vector_build_keeps_the_previous_version() {
     let h = home.path();
     let points = write(h, "points.ndjson", POINTS);
     ok(h, &["ingest", &points, "--as", "points", "-q"]);
-    ok(h, &["index", "create", "points", "--text", "label", "--id", "id", "--vector", "embedding"]);
+    ok(
+        h,
+        &[
+            "index",
+            "create",
+            "points",
+            "--text",
+            "label",
+            "--id",
+            "id",
+            "--vector",
+            "embedding",
+        ],
+    );
     // Big enough that the graph takes seconds to build.
     let mut big = String::new();
     for i in 0..150_000u32 {
         let (a, b) = ((i % 97) as f32 / 97.0, (i % 89) as f32 / 89.0);
-        big.push_str(&format!("{{\"id\":\"p{i}\",\"label\":\"point {i}\",\"embedding\":[{a},{b},1.0]}}\n"));
+        big.push_str(&format!(
+            "{{\"id\":\"p{i}\",\"label\":\"point {i}\",\"embedding\":[{a},{b},1.0]}}\n"
+        ));
     }
     let big = write(h, "big.ndjson", &big);
     let mut doomed = hakiri_testkit::command(BIN, h)
@@ -547,19 +562,49 @@ fn kill_dash_nine_mid_vector_build_keeps_the_previous_version() {
     };
     let start = std::time::Instant::now();
     while !text_built() {
-        assert!(doomed.try_wait().unwrap().is_none(), "the ingest finished before its vector build was seen");
-        assert!(start.elapsed() < std::time::Duration::from_secs(120), "no index build seen");
+        assert!(
+            doomed.try_wait().unwrap().is_none(),
+            "the ingest finished before its vector build was seen"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "no index build seen"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert!(doomed.try_wait().unwrap().is_none(), "the vector build was still running");
+    assert!(
+        doomed.try_wait().unwrap().is_none(),
+        "the vector build was still running"
+    );
     doomed.kill().unwrap(); // SIGKILL
     doomed.wait().unwrap();
-    let found = search(h, &["points", "[0,1,0]", "--mode", "vector", "--limit", "1"]);
-    assert_eq!(ids(&found), ["north"], "version 1 and its vector index are served");
-    assert_eq!(ids(&search(h, &["points", "between"])), ["northeast"], "and its text index");
-    let more = write(h, "more.ndjson", "{\"id\":\"down\",\"label\":\"points down\",\"embedding\":[0.0,0.0,-1.0]}\n");
-    ok(h, &["ingest", &more, "--as", "points", "--mode", "append", "-q"]);
-    let found = search(h, &["points", "[0,0,-1]", "--mode", "vector", "--limit", "1"]);
+    let found = search(
+        h,
+        &["points", "[0,1,0]", "--mode", "vector", "--limit", "1"],
+    );
+    assert_eq!(
+        ids(&found),
+        ["north"],
+        "version 1 and its vector index are served"
+    );
+    assert_eq!(
+        ids(&search(h, &["points", "between"])),
+        ["northeast"],
+        "and its text index"
+    );
+    let more = write(
+        h,
+        "more.ndjson",
+        "{\"id\":\"down\",\"label\":\"points down\",\"embedding\":[0.0,0.0,-1.0]}\n",
+    );
+    ok(
+        h,
+        &["ingest", &more, "--as", "points", "--mode", "append", "-q"],
+    );
+    let found = search(
+        h,
+        &["points", "[0,0,-1]", "--mode", "vector", "--limit", "1"],
+    );
     assert_eq!(ids(&found), ["down"], "{found:?}");
 }
