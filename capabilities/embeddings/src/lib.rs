@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use config::{EmbeddingsConfig, DEFAULT_LOCAL_MODEL};
 use hakiri_data_api::retrieval::{Embedded, Embedder, CONFIGURED_EMBEDDER};
-use hakiri_kernel::{BoxFuture, Context, KernelError, Registrar, Tool, ToolError};
+use hakiri_kernel::{BoxFuture, CheckOutcome, Context, KernelError, Registrar, Tool, ToolError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::process::ExitCode;
@@ -42,6 +42,46 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         },
     ))?;
     r.service("embeddings", serve::serve)?;
+    r.check(|ctx| async move {
+        let cfg = ctx.section::<EmbeddingsConfig>();
+        if cfg.provider == "local" {
+            let name = cfg
+                .model
+                .clone()
+                .unwrap_or_else(|| DEFAULT_LOCAL_MODEL.to_string());
+            let dir = cfg.model_dir(&ctx.config.data_dir).join(&name);
+            if !dir.join("model.safetensors").is_file() {
+                return CheckOutcome::Skipped(format!(
+                    "no local model in {} (`hakiri embed init` installs all-MiniLM-L6-v2)",
+                    dir.display()
+                ));
+            }
+        }
+        let pair = vec![
+            "A man is eating food.".to_string(),
+            "A man is eating a piece of bread.".to_string(),
+        ];
+        match Configured.embed(&ctx, None, pair).await {
+            Ok(e) if e.vectors.len() == 2 && !e.vectors[0].is_empty() => {
+                let cos: f32 = e.vectors[0]
+                    .iter()
+                    .zip(&e.vectors[1])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                CheckOutcome::Ok(format!(
+                    "{} embedded 2 sentences into {} dimensions (dot {cos:.3})",
+                    e.model,
+                    e.vectors[0].len()
+                ))
+            }
+            Ok(e) => CheckOutcome::Failed(format!(
+                "{} returned {} vectors for 2 texts",
+                e.model,
+                e.vectors.len()
+            )),
+            Err(e) => e.into(),
+        }
+    });
     Ok(())
 }
 

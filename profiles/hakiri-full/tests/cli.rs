@@ -113,7 +113,7 @@ fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
     let mut serve = hakiri_testkit::start_serve(BIN, home.path());
     let ready = &serve.ready_line;
     assert!(
-        ready.starts_with("hakiri-full ready: mcp on http://127.0.0.1:"),
+        ready.starts_with("hakiri-full ready: ") && ready.contains(" mcp on http://127.0.0.1:"),
         "{ready}"
     );
     let url = format!("http://{}/mcp", serve.addr("mcp"));
@@ -149,6 +149,7 @@ fn serve_answers_mcp_over_http_and_stops_on_sigterm() {
 fn backends_do_real_round_trips_when_configured() {
     let pg = skip_unless_configured!("HAKIRI_TEST_POSTGRES_URL");
     let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let model = skip_unless_configured!("HAKIRI_TEST_EMBED_MODEL");
     let bucket = format!("hakiri-test-{}", std::process::id());
     // S3's CreateBucket: moto accepts it unsigned.
     let url = format!("{aws}/{bucket}");
@@ -160,6 +161,7 @@ fn backends_do_real_round_trips_when_configured() {
     let coordinators = format!("[{:?}]", coord[0].api_addr());
 
     let home = Home::new();
+    hakiri_testkit::run_ok(BIN, home.path(), &["embed", "init", "--from", &model]);
     let out = hakiri_testkit::run_with(
         BIN,
         home.path(),
@@ -196,6 +198,10 @@ fn backends_do_real_round_trips_when_configured() {
         "{stdout}"
     );
     assert!(stdout.contains("signed ListTables"), "{stdout}");
+    assert!(
+        stdout.contains("local/all-MiniLM-L6-v2 embedded 2 sentences into 384 dimensions"),
+        "{stdout}"
+    );
 }
 
 #[test]
