@@ -159,6 +159,51 @@ pub fn read_texts(dataset: &str, version_dir: &Path, column: &str) -> anyhow::Re
         .collect())
 }
 
+/// What the published version's index holds, for reuse by the next build.
+pub struct Previous {
+    /// Each text's first row.
+    pub rows: std::collections::HashMap<String, usize>,
+    pub vectors: Vec<f32>,
+    pub dimension: usize,
+}
+
+/// The embeddings of column `column` in the published version at
+/// `version_dir`, if its index was made with `model`. Blocking.
+pub fn previous_embeddings(
+    dataset: &str,
+    version_dir: &Path,
+    column: &str,
+    model: &str,
+) -> anyhow::Result<Option<Previous>> {
+    let dir = index_dir(version_dir);
+    let Ok(bytes) = std::fs::read(dir.join("meta.json")) else {
+        return Ok(None);
+    };
+    let meta: Meta = serde_json::from_slice(&bytes)?;
+    if meta.model.as_deref() != Some(model) {
+        return Ok(None);
+    }
+    let texts = read_texts(dataset, version_dir, column)?;
+    let raw = std::fs::read(dir.join("vectors.f32"))?;
+    if texts.len() as u64 != meta.rows || raw.len() as u64 != meta.rows * meta.dimension as u64 * 4
+    {
+        return Ok(None);
+    }
+    let vectors = raw
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let mut rows = std::collections::HashMap::with_capacity(texts.len());
+    for (i, t) in texts.into_iter().enumerate() {
+        rows.entry(t).or_insert(i);
+    }
+    Ok(Some(Previous {
+        rows,
+        vectors,
+        dimension: meta.dimension,
+    }))
+}
+
 fn normalize(vectors: &mut [f32], dim: usize) {
     for v in vectors.chunks_exact_mut(dim) {
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -36,30 +36,7 @@ async fn build_version(
             .await?;
             (v, d, spec.model.clone())
         }
-        (None, Some(column)) => {
-            let column = column.clone();
-            let texts = hakiri_kernel::blocking("reading texts", move || {
-                dataset_index::read_texts(&name, &dir_c, &column)
-            })
-            .await?;
-            if texts.is_empty() {
-                bail!("dataset `{dataset}` has no rows to index");
-            }
-            let embedder = retrieval::embedder(ctx)?;
-            let wanted = spec.model.as_deref().map(model_name);
-            let embedded = embedder.embed(ctx, wanted, texts).await?;
-            if let Some(recorded) = &spec.model {
-                if recorded.contains('/') && *recorded != embedded.model {
-                    bail!("dataset `{dataset}`'s vector index was made with {recorded}, but [embeddings] now gives {}; create the index again to switch models", embedded.model);
-                }
-            }
-            let dim = embedded.vectors.first().map_or(0, Vec::len);
-            let mut flat = Vec::with_capacity(dim * embedded.vectors.len());
-            for v in &embedded.vectors {
-                flat.extend_from_slice(v);
-            }
-            (flat, dim, Some(embedded.model))
-        }
+        (None, Some(column)) => embed_column(ctx, dataset, dir, spec, column).await?,
         _ => bail!("a vector index takes exactly one of --vector <column> and --embed <column>"),
     };
     let dir = dir.to_path_buf();
@@ -67,6 +44,99 @@ async fn build_version(
         dataset_index::build(&dir, vectors, dim, metric, model)
     })
     .await
+}
+
+/// Embeds a text column of the version in `dir`, reusing the vectors the
+/// published version's index already holds for the same texts and model:
+/// an append, or a refresh that changed a few rows, embeds only what is new.
+async fn embed_column(
+    ctx: &Context,
+    dataset: &str,
+    dir: &Path,
+    spec: &VectorSpec,
+    column: &str,
+) -> anyhow::Result<(Vec<f32>, usize, Option<String>)> {
+    let (name, dir_c, column_c) = (dataset.to_string(), dir.to_path_buf(), column.to_string());
+    let texts = hakiri_kernel::blocking("reading texts", move || {
+        dataset_index::read_texts(&name, &dir_c, &column_c)
+    })
+    .await?;
+    if texts.is_empty() {
+        bail!("dataset `{dataset}` has no rows to index");
+    }
+    let previous = match (&spec.model, published_dir(ctx, dataset).await) {
+        (Some(model), Some(published)) => {
+            let (name, column, model) = (dataset.to_string(), column.to_string(), model.clone());
+            hakiri_kernel::blocking("reading the published embeddings", move || {
+                dataset_index::previous_embeddings(&name, &published, &column, &model)
+            })
+            .await
+            .unwrap_or(None)
+        }
+        _ => None,
+    };
+    let found: Vec<Option<usize>> = texts
+        .iter()
+        .map(|t| previous.as_ref().and_then(|p| p.rows.get(t).copied()))
+        .collect();
+    let missing: Vec<String> = texts
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(t, _)| t.clone())
+        .collect();
+    let embedded = if missing.is_empty() {
+        None
+    } else {
+        let wanted = spec.model.as_deref().map(model_name);
+        let embedded = retrieval::embedder(ctx)?
+            .embed(ctx, wanted, missing)
+            .await?;
+        if let Some(recorded) = &spec.model {
+            if recorded.contains('/') && *recorded != embedded.model {
+                bail!("dataset `{dataset}`'s vector index was made with {recorded}, but [embeddings] now gives {}; create the index again to switch models", embedded.model);
+            }
+        }
+        Some(embedded)
+    };
+    let dim = match (&embedded, &previous) {
+        (Some(e), _) => e.vectors.first().map_or(0, Vec::len),
+        (None, Some(p)) => p.dimension,
+        (None, None) => 0,
+    };
+    if let (Some(p), true) = (&previous, embedded.is_some()) {
+        if p.dimension != dim {
+            bail!("the embeddings provider now returns {dim} dimensions where the published index holds {}; create the index again", p.dimension);
+        }
+    }
+    let mut fresh = embedded
+        .as_ref()
+        .map(|e| e.vectors.iter())
+        .into_iter()
+        .flatten();
+    let mut flat = Vec::with_capacity(dim * texts.len());
+    for row in &found {
+        match (row, &previous) {
+            (Some(r), Some(p)) => flat.extend_from_slice(&p.vectors[r * dim..(r + 1) * dim]),
+            _ => flat.extend_from_slice(
+                fresh
+                    .next()
+                    .ok_or_else(|| anyhow!("the embeddings provider returned too few vectors"))?,
+            ),
+        }
+    }
+    let model = embedded.map(|e| e.model).or_else(|| spec.model.clone());
+    Ok((flat, dim, model))
+}
+
+/// The published version's directory, when it is local.
+async fn published_dir(ctx: &Context, dataset: &str) -> Option<PathBuf> {
+    let catalog = hakiri_data_api::open_catalog(ctx).await.ok()?;
+    let entry = catalog.get(dataset).await.ok()??;
+    if hakiri_data_api::hydrator(ctx, &entry.location).is_some() {
+        return None;
+    }
+    Some(PathBuf::from(entry.location))
 }
 
 impl VectorIndex for HnswIndex {

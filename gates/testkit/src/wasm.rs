@@ -10,7 +10,17 @@ use std::sync::Mutex;
 /// The guest crates by short name: `jsonfeed` (the example connector),
 /// `hostile` and `other-wit` (test guests).
 pub fn crate_dir(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The checkout the tests run from (cargo sets CARGO_MANIFEST_DIR for a
+    // test process too), not the one this crate was compiled in: a target
+    // directory shared between checkouts keeps the first one's paths.
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let root = start
+        .ancestors()
+        .find(|d| d.join("gates/guests").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
     match name {
         "jsonfeed" => root.join("examples/connectors/jsonfeed"),
         other => root.join("gates/guests").join(other),

@@ -500,7 +500,12 @@ fn the_local_model_embeds_text_and_hybrid_search_fuses_rankings() {
         e.contains("unreachable") && e.contains("127.0.0.1:9"),
         "{e}"
     );
-    let e = fails(h, &["ingest", &more, "--as", "docs", "--mode", "append"]);
+    let unseen = write(
+        h,
+        "unseen.csv",
+        "id,title,body\nd7,Bees,Honey from the hive\n",
+    );
+    let e = fails(h, &["ingest", &unseen, "--as", "docs", "--mode", "append"]);
     assert!(
         e.contains("vector index cannot be built") && e.contains("unreachable"),
         "{e}"
@@ -512,6 +517,22 @@ fn the_local_model_embeds_text_and_hybrid_search_fuses_rankings() {
         1,
         "the failed append published nothing"
     );
+    // Texts the published index already embedded are not embedded again: a
+    // new version of known texts publishes with the provider still down.
+    ok(h, &["ingest", &docs, "--as", "docs", "-q"]);
+    assert!(
+        search(h, &["docs", "d6 OR Garden", "--mode", "text"]).is_empty(),
+        "version 4 replaced version 3"
+    );
+    let listed: Value = serde_json::from_str(&ok(h, &["index", "list", "--json"])).unwrap();
+    let vector = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "vector")
+        .unwrap();
+    assert_eq!(vector["state"], "ready", "{listed}");
+    assert_eq!(vector["model"], "local/all-MiniLM-L6-v2", "{listed}");
 }
 
 /// SIGKILL while a new version's vector index is being built (after its
