@@ -121,3 +121,49 @@ pub fn vector_index(ctx: &Context) -> anyhow::Result<std::sync::Arc<dyn VectorIn
         )
     })
 }
+
+/// A column type of a search's result table, as SQL sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    Int,
+    Float,
+    Text,
+    Bool,
+}
+
+/// A cell of a search's result table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// A search's hits as a table: the dataset's columns (vectors left out)
+/// then `_score`, best first.
+#[derive(Debug, Clone, Default)]
+pub struct SearchTable {
+    pub columns: Vec<(String, SqlType)>,
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// A search offered to SQL as a table function named like the provision,
+/// `text_search('docs', 'whale', 10)`: the engine registers one for each
+/// provider linked, so a binary without search simply has none.
+pub trait SqlSearch: Send + Sync {
+    /// `limit` hits of `query` over `dataset`, for the context's caller
+    /// (who must be granted the dataset).
+    fn search<'a>(
+        &'a self,
+        ctx: &'a Context,
+        dataset: &'a str,
+        query: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, anyhow::Result<SearchTable>>;
+}
+
+impl ExtensionPoint for dyn SqlSearch {
+    const NAME: &'static str = "sql-search";
+}

@@ -3,6 +3,7 @@
 
 mod output;
 mod sandbox;
+mod search_sql;
 
 pub use sandbox::ensure_read_only;
 
@@ -124,6 +125,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 sandbox::with_timeout(&conn, timeout, || {
                     output::write(&conn, &sql, format, output.as_deref())
                 })
+                .map_err(|e| search_sql::elsewhere(&ctx, e))
             })
             .await??;
             Ok(ExitCode::SUCCESS)
@@ -337,6 +339,7 @@ fn connect_with(
             ),
         }
     }
+    search_sql::register(&conn, ctx)?;
     sandbox::lock_down(&conn, &readable, writable)?;
     Ok(conn)
 }
@@ -361,7 +364,8 @@ fn query_json(
     let max_bytes = cfg.max_result_bytes.unwrap_or(16 << 20);
     let mut out = sandbox::with_timeout(&conn, cfg.query_timeout(), || {
         rows_json(&conn, sql, limit, max_bytes)
-    })?;
+    })
+    .map_err(|e| search_sql::elsewhere(ctx, e))?;
     out.warnings = views.iter().filter_map(|v| v.warning.clone()).collect();
     Ok(out)
 }

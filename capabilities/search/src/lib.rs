@@ -5,6 +5,7 @@
 mod commands;
 pub mod dataset_index;
 mod retrieve;
+mod sql;
 mod tools;
 
 use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
@@ -38,6 +39,14 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         std::sync::Arc::new(dataset_index::TextIndexer),
     )?;
     tools::register(r)?;
+    r.provide::<dyn hakiri_data_api::retrieval::SqlSearch>(
+        "text_search",
+        std::sync::Arc::new(sql::SqlSearchFn(retrieve::Mode::Text)),
+    )?;
+    r.provide::<dyn hakiri_data_api::retrieval::SqlSearch>(
+        "vector_search",
+        std::sync::Arc::new(sql::SqlSearchFn(retrieve::Mode::Vector)),
+    )?;
     r.provide::<dyn hakiri_data_api::DatasetStatus>(
         "text-index",
         std::sync::Arc::new(dataset_index::IndexStatus),

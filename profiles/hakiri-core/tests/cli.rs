@@ -96,6 +96,18 @@ fn commands_and_tools_of_other_profiles_name_them() {
         .contains("`raft.status` is part of hakiri-coord; this binary is hakiri-core"));
     let out = hakiri(home.path(), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+    // SQL table functions of another profile: DuckDB's error, then the hint.
+    let out = hakiri(
+        home.path(),
+        &["sql", "select * from text_search('docs', 'whale', 5)"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("Table Function with name text_search does not exist")
+            && said.contains("`text_search` is part of hakiri-full; this binary is hakiri-core"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -135,6 +135,36 @@ fn a_text_index_follows_its_dataset() {
         "the previous version is still served"
     );
 
+    // In SQL, hits join with everything else.
+    let authors = h.join("authors.csv");
+    std::fs::write(&authors, "id,author\na1,Melville\nb1,Songbird\nb2,Abbey\n").unwrap();
+    ok(
+        h,
+        &["ingest", authors.to_str().unwrap(), "--as", "authors", "-q"],
+    );
+    let joined = ok(
+        h,
+        &[
+            "sql",
+            "select a.author, s.title, s.stars, round(s._score, 2) > 0 as scored \
+             from text_search('books', 'whale OR whales', 5) s join authors a using (id) order by a.author",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        joined.trim(),
+        "author,title,stars,scored\nMelville,Moby Dick,5,true\nSongbird,Whale Songs,3,true",
+        "{joined}"
+    );
+    let e = fails(
+        h,
+        &["sql", "select * from text_search('books', 'whale', 5000)"],
+    );
+    assert!(e.contains("limit must be between 1 and 1000"), "{e}");
+    let e = fails(h, &["sql", "select * from text_search('nope', 'whale', 5)"]);
+    assert!(e.contains("no dataset `nope`"), "{e}");
+
     // Agents search through MCP with a token for the dataset.
     let token = mint_token(BIN, h, &["--tool", "search.dataset", "--dataset", "books"]);
     let other = mint_token(BIN, h, &["--tool", "search.dataset", "--dataset", "other"]);
@@ -180,6 +210,20 @@ fn a_text_index_follows_its_dataset() {
             && result
                 .to_string()
                 .contains("token does not grant dataset `hr`"),
+        "{result}"
+    );
+    // engine.query's table functions hold the caller to its datasets too.
+    let querier = mint_token(BIN, h, &["--tool", "engine.query", "--dataset", "authors"]);
+    let q = Mcp::open(&url, &querier).expect("session");
+    let (failed, result) = q.call(
+        "engine.query",
+        r#"{"sql":"select * from text_search('books', 'whale', 5)"}"#,
+    );
+    assert!(
+        failed
+            && result
+                .to_string()
+                .contains("token does not grant dataset `books`"),
         "{result}"
     );
     let denied = Mcp::open(&url, &other).expect("session");

@@ -131,6 +131,20 @@ fn a_vector_column_index_follows_its_dataset() {
         ],
     );
     assert!(e.contains("no column `nope`"), "{e}");
+    let in_sql = ok(
+        h,
+        &[
+            "sql",
+            "select id, label from vector_search('points', '[0.1, 0.9, 0]', 2) order by _score desc",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        in_sql.trim(),
+        "id,label\nnorth,points north\nnortheast,between",
+        "{in_sql}"
+    );
     let listed: Value = serde_json::from_str(&ok(h, &["index", "list", "--json"])).unwrap();
     assert_eq!(listed[0]["kind"], "vector", "{listed}");
     assert_eq!(listed[0]["state"], "ready", "{listed}");
