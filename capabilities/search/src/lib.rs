@@ -47,6 +47,10 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "vector_search",
         std::sync::Arc::new(sql::SqlSearchFn(retrieve::Mode::Vector)),
     )?;
+    r.provide::<dyn hakiri_data_api::retrieval::SqlSearch>(
+        "hybrid_search",
+        std::sync::Arc::new(sql::SqlSearchFn(retrieve::Mode::Hybrid)),
+    )?;
     r.provide::<dyn hakiri_data_api::DatasetStatus>(
         "text-index",
         std::sync::Arc::new(dataset_index::IndexStatus),

@@ -24,6 +24,19 @@ fn hits(home: &Path, dataset: &str, query: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+fn hits_where(home: &Path, query: &str, predicate: &str) -> Vec<Value> {
+    let out = run(
+        BIN,
+        home,
+        &[
+            "search", "books", query, "--where", predicate, "--format", "json",
+        ],
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .map(|v| v.as_array().cloned().unwrap_or_default())
+        .unwrap_or_default()
+}
+
 const V1: &str = "id,title,body,stars\n\
 a1,Moby Dick,The whale and the sea and a captain's obsession,5\n\
 a2,The Old Man and the Sea,An old fisherman and a great marlin,4\n\
@@ -157,6 +170,13 @@ fn a_text_index_follows_its_dataset() {
         "author,title,stars,scored\nMelville,Moby Dick,5,true\nSongbird,Whale Songs,3,true",
         "{joined}"
     );
+    // --where filters the hits through DuckDB on the dataset's columns.
+    let kept = hits_where(h, "whale OR whales", "stars > 3");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["title"], "Moby Dick", "{kept:?}");
+    assert!(hits_where(h, "whale OR whales", "stars > 5").is_empty());
+    let e = fails(h, &["search", "books", "whale", "--where", "nope > 1"]);
+    assert!(e.contains("--where") && e.contains("nope"), "{e}");
     let e = fails(
         h,
         &["sql", "select * from text_search('books', 'whale', 5000)"],
