@@ -4,6 +4,7 @@
 
 mod commands;
 pub mod dataset_index;
+mod index_commands;
 mod retrieve;
 mod sql;
 mod tools;
@@ -56,7 +57,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         std::sync::Arc::new(dataset_index::IndexStatus),
     )?;
     r.command(commands::search_command(), commands::run_search)?;
-    r.command(commands::index_command(), commands::run_index)?;
+    r.command(index_commands::index_command(), index_commands::run_index)?;
     r.check(|_ctx| async {
         let docs = [
             "The old man and the sea".to_string(),
