@@ -16,6 +16,8 @@ fn entry(name: &str, version: u64) -> DatasetEntry {
         bytes: version * 1000,
         schema: serde_json::json!([{"name": "région", "type": "str"}, {"name": "amount", "type": "f64"}]),
         updated: "2026-11-28T00:00:00Z".into(),
+        // Every backend keeps it, quotes and accents included.
+        description: Some(format!("Sales by région, it's \"v{version}\"")),
     }
 }
 

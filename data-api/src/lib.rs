@@ -27,6 +27,10 @@ pub struct DatasetEntry {
     pub schema: serde_json::Value,
     /// RFC 3339 timestamp of the last publish.
     pub updated: String,
+    /// What the data is, in a sentence or two, for people and agents
+    /// (`ingest --description`); later versions keep it unless given anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 impl DatasetEntry {

@@ -100,7 +100,7 @@ pub async fn init(client: &Client, table: &str) -> anyhow::Result<bool> {
 }
 
 pub(crate) fn item(e: &DatasetEntry) -> Value {
-    json!({
+    let mut item = json!({
         "name": {"S": e.name},
         "version": {"N": e.version.to_string()},
         "location": {"S": e.location},
@@ -109,7 +109,11 @@ pub(crate) fn item(e: &DatasetEntry) -> Value {
         "bytes": {"N": e.bytes.to_string()},
         "schema": {"S": e.schema.to_string()},
         "updated": {"S": e.updated},
-    })
+    });
+    if let Some(d) = &e.description {
+        item["description"] = json!({"S": d});
+    }
+    item
 }
 
 fn entry(item: &Value) -> anyhow::Result<DatasetEntry> {
@@ -134,6 +138,7 @@ fn entry(item: &Value) -> anyhow::Result<DatasetEntry> {
         rows: n("rows")?,
         bytes: n("bytes")?,
         updated: s("updated")?,
+        description: item["description"]["S"].as_str().map(str::to_string),
         name,
     })
 }

@@ -123,6 +123,7 @@ fn entry(version: u64, updated: &str) -> DatasetEntry {
         bytes: 10,
         schema: json!([{"name": "a", "type": "i64"}]),
         updated: updated.into(),
+        description: None,
     }
 }
 

@@ -75,7 +75,7 @@ pub struct PgCatalog {
 macro_rules! columns_ddl {
     () => {
         "(name TEXT PRIMARY KEY, version BIGINT NOT NULL, location TEXT NOT NULL, source TEXT NOT NULL,
-          rows BIGINT NOT NULL, bytes BIGINT NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL)"
+          rows BIGINT NOT NULL, bytes BIGINT NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL, description TEXT)"
     };
 }
 
@@ -89,6 +89,11 @@ impl PgCatalog {
         .execute(&pool)
         .await
         .context("cannot create table hakiri_datasets")?;
+        // Catalogs made before datasets had descriptions gain the column.
+        sqlx::query("ALTER TABLE hakiri_datasets ADD COLUMN IF NOT EXISTS description TEXT")
+            .execute(&pool)
+            .await
+            .context("cannot add the description column to hakiri_datasets")?;
         Ok(PgCatalog { pool })
     }
 
@@ -129,6 +134,7 @@ fn to_entry(r: PgRow) -> anyhow::Result<DatasetEntry> {
         bytes: r.try_get::<i64, _>("bytes")? as u64,
         schema,
         updated: r.try_get("updated")?,
+        description: r.try_get("description")?,
     })
 }
 
@@ -136,7 +142,7 @@ impl Catalog for PgCatalog {
     fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
         Box::pin(async move {
             let rows = sqlx::query(
-                "SELECT name, version, location, source, rows, bytes, schema, updated FROM hakiri_datasets ORDER BY name",
+                "SELECT name, version, location, source, rows, bytes, schema, updated, description FROM hakiri_datasets ORDER BY name",
             )
             .fetch_all(&self.pool)
             .await?;
@@ -147,7 +153,7 @@ impl Catalog for PgCatalog {
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, anyhow::Result<Option<DatasetEntry>>> {
         Box::pin(async move {
             let row = sqlx::query(
-                "SELECT name, version, location, source, rows, bytes, schema, updated FROM hakiri_datasets WHERE name = $1",
+                "SELECT name, version, location, source, rows, bytes, schema, updated, description FROM hakiri_datasets WHERE name = $1",
             )
             .bind(name)
             .fetch_optional(&self.pool)
@@ -162,13 +168,13 @@ impl Catalog for PgCatalog {
             // updates only the row holding the version before it.
             let done = if e.version <= 1 {
                 sqlx::query(
-                    "INSERT INTO hakiri_datasets (name, version, location, source, rows, bytes, schema, updated)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO hakiri_datasets (name, version, location, source, rows, bytes, schema, updated, description)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
                 )
             } else {
                 sqlx::query(
                     "UPDATE hakiri_datasets SET version = $2, location = $3, source = $4, rows = $5, bytes = $6,
-                     schema = $7, updated = $8 WHERE name = $1 AND version = $2 - 1",
+                     schema = $7, updated = $8, description = $9 WHERE name = $1 AND version = $2 - 1",
                 )
             }
             .bind(&e.name)
@@ -179,6 +185,7 @@ impl Catalog for PgCatalog {
             .bind(e.bytes as i64)
             .bind(e.schema.to_string())
             .bind(&e.updated)
+            .bind(&e.description)
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 1 {
@@ -226,6 +233,7 @@ async fn self_check(ctx: &Context) -> anyhow::Result<CheckOutcome> {
         bytes: 1,
         schema: serde_json::json!([]),
         updated: "2026-01-01T00:00:00Z".into(),
+        description: None,
     };
     cat.publish(e.clone()).await?;
     e.version = 2;

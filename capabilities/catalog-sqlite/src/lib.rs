@@ -63,7 +63,8 @@ const SCHEMA: &str = "
         rows INTEGER NOT NULL,
         bytes INTEGER NOT NULL,
         schema TEXT NOT NULL,
-        updated TEXT NOT NULL
+        updated TEXT NOT NULL,
+        description TEXT
     );";
 
 impl SqliteCatalog {
@@ -84,6 +85,14 @@ impl SqliteCatalog {
     fn init(conn: Connection) -> anyhow::Result<Self> {
         conn.execute_batch(SCHEMA)
             .context("cannot create the catalog tables")?;
+        // Catalogs made before datasets had descriptions gain the column.
+        let has_description = conn
+            .prepare("SELECT 1 FROM pragma_table_info('datasets') WHERE name = 'description'")?
+            .exists([])?;
+        if !has_description {
+            conn.execute_batch("ALTER TABLE datasets ADD COLUMN description TEXT")
+                .context("cannot add the description column to the catalog")?;
+        }
         Ok(SqliteCatalog {
             conn: Mutex::new(conn),
         })
@@ -112,10 +121,11 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetEntry> {
         bytes: r.get::<_, i64>(5)? as u64,
         schema,
         updated: r.get(7)?,
+        description: r.get(8)?,
     })
 }
 
-const COLUMNS: &str = "name, version, location, source, rows, bytes, schema, updated";
+const COLUMNS: &str = "name, version, location, source, rows, bytes, schema, updated, description";
 
 impl Catalog for SqliteCatalog {
     fn list(&self) -> BoxFuture<'_, anyhow::Result<Vec<DatasetEntry>>> {
@@ -157,7 +167,7 @@ impl Catalog for SqliteCatalog {
                     return Ok(Err(current));
                 }
                 tx.execute(
-                    &format!("INSERT OR REPLACE INTO datasets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                    &format!("INSERT OR REPLACE INTO datasets ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
                     params![
                         e.name,
                         e.version as i64,
@@ -166,7 +176,8 @@ impl Catalog for SqliteCatalog {
                         e.rows as i64,
                         e.bytes as i64,
                         e.schema.to_string(),
-                        e.updated
+                        e.updated,
+                        e.description
                     ],
                 )?;
                 tx.commit()?;
@@ -195,6 +206,7 @@ fn entry(name: &str, version: u64) -> DatasetEntry {
         bytes: 42,
         schema: serde_json::json!([{"name": "a", "type": "int64"}]),
         updated: "2026-01-01T00:00:00Z".into(),
+        description: None,
     }
 }
 
@@ -264,5 +276,26 @@ mod tests {
     #[test]
     fn self_check_passes() {
         assert!(self_check().unwrap().contains("SQLite"));
+    }
+
+    #[tokio::test]
+    async fn a_catalog_from_before_descriptions_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE datasets (name TEXT PRIMARY KEY, version INTEGER NOT NULL, location TEXT NOT NULL,
+             source TEXT NOT NULL, rows INTEGER NOT NULL, bytes INTEGER NOT NULL, schema TEXT NOT NULL, updated TEXT NOT NULL);
+             INSERT INTO datasets VALUES ('sales', 1, '/d/sales/v1', 's.csv', 3, 42, '[]', '2026-01-01T00:00:00Z');",
+        )
+        .unwrap();
+        drop(old);
+        let catalog = SqliteCatalog::open(&path).unwrap();
+        let sales = catalog.get("sales").await.unwrap().unwrap();
+        assert_eq!((sales.version, sales.description), (1, None));
+        let mut next = entry("sales", 2);
+        next.description = Some("Sales by region".into());
+        catalog.publish(next.clone()).await.unwrap();
+        assert_eq!(catalog.get("sales").await.unwrap(), Some(next));
     }
 }

@@ -71,6 +71,7 @@ fn entry(name: &str, version: u64) -> hakiri_data_api::DatasetEntry {
         bytes: 1,
         schema: serde_json::json!([]),
         updated: "2026-11-28T00:00:00Z".into(),
+        description: None,
     }
 }
 

@@ -64,7 +64,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     ))?;
     r.tool(Tool::typed(
         "datasets.list",
-        "List the datasets this token may read: {\"datasets\": [...]}, each with name, rows, size, columns, version, source, updated, and what other capabilities know of it (its text and vector indexes, its refresh schedule). Start here, then datasets.describe or datasets.sample one.",
+        "List the datasets this token may read: {\"datasets\": [...]}, each with name, its description when it has one, rows, size, columns, version, source, updated, and what other capabilities know of it (its text and vector indexes, its refresh schedule). Start here, then datasets.describe or datasets.sample one.",
         |_: NoInput, ctx| async move {
             let mut visible = Vec::new();
             for entry in list(&ctx).await? {
@@ -274,6 +274,11 @@ fn ingest_command() -> Command {
                 .help("Input text encoding (default utf8; latin1 is transcoded)"),
         )
         .arg(
+            Arg::new("description")
+                .long("description")
+                .help("What the data is, shown to people and agents (datasets.list); kept by later versions unless given anew"),
+        )
+        .arg(
             Arg::new("quiet")
                 .long("quiet")
                 .short('q')
@@ -291,6 +296,7 @@ async fn run_ingest(m: &clap::ArgMatches, ctx: &Context) -> Result<ExitCode> {
             .cloned()
             .collect(),
         name: m.get_one::<String>("as").cloned().unwrap_or_default(),
+        description: m.get_one::<String>("description").cloned(),
         format: m.get_one::<Format>("format").copied(),
         mode: m.get_one::<Mode>("mode").copied().unwrap_or_default(),
         delimiter: m.get_one::<char>("delimiter").copied(),
@@ -573,6 +579,7 @@ fn self_check() -> Result<String> {
             null: Vec::new(),
             skip_rows: 0,
             encoding: Encoding::Utf8,
+            description: None,
         };
         ingest::write_check(&csv, &inputs, &dir, &out)?;
         let (rows, schema) = ingest::stats(&dir)?;

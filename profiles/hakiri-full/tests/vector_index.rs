@@ -51,7 +51,18 @@ fn a_vector_column_index_follows_its_dataset() {
     let home = Home::new();
     let h = home.path();
     let points = write(h, "points.ndjson", POINTS);
-    ok(h, &["ingest", &points, "--as", "points", "-q"]);
+    ok(
+        h,
+        &[
+            "ingest",
+            &points,
+            "--as",
+            "points",
+            "-q",
+            "--description",
+            "Unit vectors, named by the way they point",
+        ],
+    );
 
     // Bad specs are refused by name, and leave no index behind.
     let e = fails(h, &["index", "create", "points", "--vector", "vec"]);
@@ -169,6 +180,17 @@ fn a_vector_column_index_follows_its_dataset() {
         &["points", "[-1,0.1,0]", "--mode", "vector", "--limit", "1"],
     );
     assert_eq!(ids(&found), ["west"], "{found:?}");
+    let datasets: Value = serde_json::from_str(&ok(h, &["datasets", "--json"])).unwrap();
+    assert_eq!(
+        datasets[0]["description"], "Unit vectors, named by the way they point",
+        "a new version keeps the description: {datasets}"
+    );
+    let long = "x".repeat(2001);
+    let e = fails(
+        h,
+        &["ingest", &v2, "--as", "points", "--description", &long],
+    );
+    assert!(e.contains("longer than 2000 characters"), "{e}");
     // Ragged vectors are refused with the row named, and not published.
     let ragged = write(h, "ragged.ndjson", "{\"id\":\"a\",\"label\":\"a\",\"embedding\":[1.0,0.0,0.0]}\n{\"id\":\"b\",\"label\":\"b\",\"embedding\":[1.0,0.0]}\n");
     let e = fails(h, &["ingest", &ragged, "--as", "points"]);

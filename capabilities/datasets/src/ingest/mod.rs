@@ -85,6 +85,11 @@ pub struct IngestInput {
     /// Text encoding of CSV/NDJSON input (default UTF-8).
     #[serde(default)]
     pub encoding: Encoding,
+    /// What the data is, for people and agents (at most 2000 characters);
+    /// without it, the new version keeps the previous one's.
+    #[serde(default)]
+    #[schemars(length(max = 2000))]
+    pub description: Option<String>,
 }
 
 /// Text encodings ingest reads; others are transcoded to UTF-8 first.

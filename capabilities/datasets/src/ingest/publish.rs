@@ -17,6 +17,11 @@ pub async fn ingest(
         bail!("no sources given; name files, globs, directories, URLs or - for stdin");
     }
     parse_overrides(&input.schema)?;
+    if let Some(d) = &input.description {
+        if d.chars().count() > 2000 {
+            bail!("the description is longer than 2000 characters; say what the data is in a sentence or two");
+        }
+    }
     let data_dir = ctx.config.data_dir.clone();
     let name = input.name.clone();
     let _lock = store::WriteLock::acquire(&data_dir, &name)?;
@@ -63,6 +68,10 @@ async fn publish(
                 bytes: report.bytes,
                 schema: report.schema.clone(),
                 updated: hakiri_kernel::clock::rfc3339(hakiri_kernel::clock::unix_now()),
+                description: input
+                    .description
+                    .clone()
+                    .or_else(|| previous.as_ref().and_then(|p| p.description.clone())),
             };
             match catalog.publish(entry).await {
                 Ok(()) => Ok(IngestReport {
