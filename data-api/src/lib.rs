@@ -8,6 +8,7 @@
 //! `r.provide::<dyn CatalogBackend>("sqlite", Arc::new(Backend))?` and the
 //! data path finds it with [`open_catalog`] / [`open_source`].
 
+pub mod dataset_files;
 pub mod retrieval;
 
 use hakiri_kernel::{BoxFuture, Context, ExtensionPoint, Section, ToolError};

@@ -38,16 +38,6 @@ pub fn sample(dir: &Path, rows: usize) -> Result<(Vec<serde_json::Value>, bool)>
         .with_json_format(JsonFormat::Json)
         .finish(&mut df)?;
     let mut out: Vec<serde_json::Value> = serde_json::from_slice(&json)?;
-    let mut cut = false;
-    for row in out.iter_mut().filter_map(|r| r.as_object_mut()) {
-        for cell in row.values_mut() {
-            if let serde_json::Value::String(s) = cell {
-                if s.chars().count() > MAX_CELL_CHARS {
-                    *s = s.chars().take(MAX_CELL_CHARS).chain(['…']).collect();
-                    cut = true;
-                }
-            }
-        }
-    }
+    let cut = hakiri_data_api::dataset_files::cut_long_text(&mut out, MAX_CELL_CHARS);
     Ok((out, cut))
 }

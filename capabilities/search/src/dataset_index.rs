@@ -6,6 +6,7 @@
 //! never pairs one version's rows with another's index.
 
 use anyhow::{anyhow, bail, Context as _};
+use hakiri_data_api::dataset_files;
 use hakiri_data_api::VersionBuilder;
 use hakiri_kernel::{BoxFuture, Context};
 use polars::prelude::{col, DataType, Expr, LazyFrame, PlRefPath, ScanArgsParquet, StringChunked};
@@ -33,39 +34,19 @@ pub struct Spec {
     pub id: Option<String>,
 }
 
-fn spec_path(data_dir: &Path, dataset: &str) -> PathBuf {
-    // The datasets capability keeps a dataset's versions under this directory.
-    data_dir.join("datasets").join(dataset).join("indexes.json")
-}
+const SPEC: &str = "indexes.json";
 
 pub fn read_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<Option<Spec>> {
-    let path = spec_path(data_dir, dataset);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is damaged; drop the index (`hakiri index drop {dataset}`) and create it again",
-                path.display()
-            )
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
+    let remedy = format!("drop the index (`hakiri index drop {dataset}`) and create it again");
+    dataset_files::read_json(data_dir, dataset, SPEC, &remedy)
 }
 
 pub fn write_spec(data_dir: &Path, dataset: &str, spec: &Spec) -> anyhow::Result<()> {
-    let path = spec_path(data_dir, dataset);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(spec)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    dataset_files::write_json(data_dir, dataset, SPEC, spec)
 }
 
 pub fn remove_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<bool> {
-    match std::fs::remove_file(spec_path(data_dir, dataset)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    dataset_files::remove(data_dir, dataset, SPEC)
 }
 
 /// Where a version's text index lives.

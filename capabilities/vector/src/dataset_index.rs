@@ -9,6 +9,7 @@
 
 use crate::space::{Metric, Row, Space, QUERY};
 use anyhow::{anyhow, bail, Context as _};
+use hakiri_data_api::dataset_files;
 use hakiri_data_api::retrieval::{RankedRow, VectorSpec};
 use instant_distance::{Builder, Hnsw, Search};
 use polars::prelude::{col, DataType, LazyFrame, PlRefPath, ScanArgsParquet};
@@ -35,39 +36,19 @@ pub struct Meta {
     pub ef_search: usize,
 }
 
-fn spec_path(data_dir: &Path, dataset: &str) -> PathBuf {
-    // The datasets capability keeps a dataset's versions under this directory.
-    data_dir.join("datasets").join(dataset).join("vector.json")
-}
+const SPEC: &str = "vector.json";
 
 pub fn read_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<Option<VectorSpec>> {
-    let path = spec_path(data_dir, dataset);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{} is damaged; `hakiri index drop {dataset} --vector` and create it again",
-                path.display()
-            )
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
+    let remedy = format!("`hakiri index drop {dataset} --vector` and create it again");
+    dataset_files::read_json(data_dir, dataset, SPEC, &remedy)
 }
 
 pub fn write_spec(data_dir: &Path, dataset: &str, spec: &VectorSpec) -> anyhow::Result<()> {
-    let path = spec_path(data_dir, dataset);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(spec)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    dataset_files::write_json(data_dir, dataset, SPEC, spec)
 }
 
 pub fn remove_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<bool> {
-    match std::fs::remove_file(spec_path(data_dir, dataset)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    dataset_files::remove(data_dir, dataset, SPEC)
 }
 
 pub fn index_dir(version_dir: &Path) -> PathBuf {

@@ -460,6 +460,60 @@ fn the_local_model_embeds_text_and_hybrid_search_fuses_rankings() {
     let key = mint_token(BIN, h, &["--tool", "embeddings.embed"]);
     let mut server = hakiri_testkit::start_serve(BIN, h);
     let base = format!("http://{}/v1", server.addr("embeddings"));
+    // The endpoint as a remote caller meets it: token, body and bounds checked.
+    let post = |bearer: &str, body: &str| {
+        let auth = format!("Bearer {bearer}");
+        let headers: Vec<(&str, &str)> = if bearer.is_empty() {
+            vec![]
+        } else {
+            vec![("Authorization", auth.as_str())]
+        };
+        hakiri_testkit::http::post_json(&format!("{base}/embeddings"), &headers, body)
+    };
+    let r = post("", r#"{"input":"hello"}"#);
+    assert!(
+        r.status == 401 && r.body.contains("Authorization: Bearer"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let other = mint_token(BIN, h, &["--tool", "search.vector"]);
+    let r = post(&other, r#"{"input":"hello"}"#);
+    assert!(
+        r.status == 403 && r.body.contains("does not grant tool `embeddings.embed`"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let r = post(&key, "not json");
+    assert!(
+        r.status == 400 && r.body.contains("not an embeddings request"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let many = serde_json::json!({ "input": vec!["x"; 257] }).to_string();
+    let r = post(&key, &many);
+    assert!(
+        r.status == 400 && r.body.contains("give 1 to 256 texts"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let r = post(&key, r#"{"input":"x","model":"../../../etc/passwd"}"#);
+    assert!(
+        r.status == 400 && r.body.contains("is not a model name"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let r = post(&key, &format!(r#"{{"input":"{}"}}"#, "a".repeat(9000)));
+    assert!(
+        r.status == 400 && r.body.contains("longer than 8192"),
+        "{} {}",
+        r.status,
+        r.body
+    );
     let client = Home::new();
     let c = client.path();
     client.write_config(&format!(
