@@ -95,7 +95,8 @@ pub trait VectorIndex: Send + Sync {
     fn drop_index(&self, ctx: &Context, dataset: &str) -> anyhow::Result<bool>;
     /// The spec of `dataset`'s vector index, if it has one.
     fn spec(&self, ctx: &Context, dataset: &str) -> anyhow::Result<Option<VectorSpec>>;
-    /// The `limit` rows of the version in `version_dir` nearest to `query`.
+    /// The `limit` rows of the version in `version_dir` nearest to `query`;
+    /// `ef` trades speed for recall (None: the index's default).
     fn search<'a>(
         &'a self,
         ctx: &'a Context,
@@ -103,6 +104,7 @@ pub trait VectorIndex: Send + Sync {
         version_dir: &'a std::path::Path,
         query: VectorQuery,
         limit: usize,
+        ef: Option<usize>,
     ) -> BoxFuture<'a, anyhow::Result<Vec<RankedRow>>>;
 }
 

@@ -6,6 +6,7 @@
 mod config;
 mod csvcheck;
 pub mod ingest;
+mod relabel;
 mod sample;
 pub mod store;
 
@@ -128,8 +129,14 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     )?;
     r.command(
         Command::new("describe")
-            .about("Show a dataset's schema and per-column stats")
+            .about("Show a dataset's schema and per-column stats, or set its description")
             .arg(Arg::new("name").required(true))
+            .arg(
+                Arg::new("set-description")
+                    .long("set-description")
+                    .value_name("TEXT")
+                    .help("Set the description agents see in datasets.list (\"\" clears it); publishes a version of hard links to the current files"),
+            )
             .arg(
                 Arg::new("json")
                     .long("json")
@@ -138,6 +145,11 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             ),
         |m, ctx| async move {
             let name = m.get_one::<String>("name").cloned().unwrap_or_default();
+            if let Some(text) = m.get_one::<String>("set-description") {
+                let version = relabel::set_description(&ctx, &name, text).await?;
+                println!("{name}: description set (version {version})");
+                return Ok(ExitCode::SUCCESS);
+            }
             let d = describe(&ctx, &name).await?;
             if m.get_flag("json") {
                 println!("{}", serde_json::to_string_pretty(&d)?);
@@ -447,7 +459,7 @@ async fn describe(ctx: &Context, name: &str) -> Result<serde_json::Value> {
     let columns = tokio::task::spawn_blocking(move || column_stats(&dir)).await??;
     Ok(serde_json::json!({
         "name": d.name, "version": d.version, "rows": d.rows, "bytes": d.bytes,
-        "source": d.source, "updated": d.updated, "columns": columns,
+        "source": d.source, "updated": d.updated, "description": d.description, "columns": columns,
     }))
 }
 
@@ -526,6 +538,9 @@ fn print_describe(d: &serde_json::Value) {
         d["source"].as_str().unwrap_or(""),
         d["updated"].as_str().unwrap_or("")
     );
+    if let Some(text) = d["description"].as_str() {
+        println!("{text}");
+    }
     println!(
         "{:20} {:10} {:>8} {:>16} {:>16} {:>14} {:>9}",
         "COLUMN", "TYPE", "NULLS", "MIN", "MAX", "MEAN", "DISTINCT~"

@@ -4,6 +4,9 @@
 //! 'whale', 5) s join authors d using (id)`. DuckDB binds a call by running
 //! the search (for the connection's caller, who must be granted the
 //! dataset) and declaring its columns; the rows are then emitted in one chunk.
+//! DuckDB may bind a call more than once for one statement (prepare, then
+//! execute): each connection (one per query) remembers the searches it ran,
+//! so a search runs once per statement and a self-join sees one answer.
 
 use duckdb::core::{DataChunkHandle, Inserter, LogicalTypeHandle, LogicalTypeId};
 use duckdb::vtab::{BindInfo, InitInfo, TableFunctionInfo, VTab};
@@ -11,7 +14,7 @@ use duckdb::Connection;
 use hakiri_data_api::retrieval::{SearchTable, SqlSearch, SqlType, SqlValue};
 use hakiri_kernel::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The most hits a table function returns: one DuckDB chunk (2048 rows) holds them.
 const MAX_LIMIT: i64 = 1000;
@@ -21,7 +24,11 @@ struct Search {
     ctx: Context,
     search: Arc<dyn SqlSearch>,
     name: String,
+    /// The searches this connection ran: (dataset, query, limit) and answer.
+    ran: Arc<Mutex<Vec<(Call, SearchTable)>>>,
 }
+
+type Call = (String, String, i64);
 
 struct SearchFunction;
 
@@ -55,17 +62,31 @@ impl VTab for SearchFunction {
             )
             .into());
         }
-        // DuckDB runs on a blocking thread of the daemon's runtime (engine.query,
-        // `hakiri sql`): the search, which is async, runs to completion here.
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| format!("{} needs the daemon's runtime", search.name))?;
-        let table = runtime
-            .block_on(
-                search
-                    .search
-                    .search(&search.ctx, &dataset, &query, limit as usize),
-            )
-            .map_err(|e| format!("{}('{dataset}', …): {e:#}", search.name))?;
+        let call: Call = (dataset.clone(), query.clone(), limit);
+        let known = {
+            let ran = search.ran.lock().unwrap_or_else(|p| p.into_inner());
+            ran.iter().find(|(c, _)| *c == call).map(|(_, t)| t.clone())
+        };
+        let table = match known {
+            Some(table) => table,
+            None => {
+                // DuckDB runs on a blocking thread of the daemon's runtime
+                // (engine.query, `hakiri sql`): the search, which is async,
+                // runs to completion here.
+                let runtime = tokio::runtime::Handle::try_current()
+                    .map_err(|_| format!("{} needs the daemon's runtime", search.name))?;
+                let table = runtime
+                    .block_on(
+                        search
+                            .search
+                            .search(&search.ctx, &dataset, &query, limit as usize),
+                    )
+                    .map_err(|e| format!("{}('{dataset}', …): {e:#}", search.name))?;
+                let mut ran = search.ran.lock().unwrap_or_else(|p| p.into_inner());
+                ran.push((call, table.clone()));
+                table
+            }
+        };
         for (name, ty) in &table.columns {
             bind.add_result_column(name, logical(*ty));
         }
@@ -125,6 +146,7 @@ pub fn register(conn: &Connection, ctx: &Context) -> anyhow::Result<()> {
             ctx: ctx.clone(),
             search,
             name: name.to_string(),
+            ran: Arc::default(),
         };
         conn.register_table_function_with_extra_info::<SearchFunction, _>(name, &extra)?;
     }

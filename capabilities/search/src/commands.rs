@@ -1,7 +1,6 @@
 //! `hakiri search <dataset> <query>`: text, vector or hybrid, optionally
 //! filtered by a SQL predicate, printed as a table, JSON, NDJSON or CSV.
 
-use crate::dataset_index;
 use crate::retrieve::{self, Mode, Request};
 use anyhow::anyhow;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -19,7 +18,7 @@ pub fn search_command() -> Command {
         .arg(Arg::new("limit").long("limit").default_value("10").value_parser(clap::value_parser!(usize)))
         .arg(Arg::new("columns").long("columns").value_delimiter(',').action(ArgAction::Append).help("Columns to show (default: every column but vectors)"))
         .arg(Arg::new("where").long("where").value_name("PREDICATE").help(
-            "A SQL predicate over the dataset's columns (DuckDB), e.g. \"year > 1900 and lang = 'en'\": a post-filter over the best 10 × limit hits (at most 1000 for text, 100 for vector and hybrid)",
+            "A SQL predicate over the dataset's columns (DuckDB), e.g. \"year > 1900 and lang = 'en'\": a post-filter over the best 10 × limit hits (at most 1000)",
         ))
         .arg(Arg::new("rrf-k").long("rrf-k").value_parser(clap::value_parser!(f32)).help("Hybrid: reciprocal rank fusion's k (default 60)"))
         .arg(Arg::new("format").long("format").default_value("table").value_parser(["table", "json", "ndjson", "csv"]))
@@ -52,11 +51,9 @@ pub async fn run_search(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode>
             .get_many::<String>("columns")
             .map(|c| c.cloned().collect()),
         rrf_k: m.get_one::<f32>("rrf-k").copied(),
+        filter: m.get_one::<String>("where").cloned(),
     };
-    let hits = match m.get_one::<String>("where") {
-        Some(predicate) => filtered(&ctx, &req, predicate).await?,
-        None => retrieve::search(&ctx, req).await?.0,
-    };
+    let hits = retrieve::search(&ctx, req).await?.0;
     print_hits(
         &hits,
         m.get_one::<String>("format")
@@ -67,45 +64,6 @@ pub async fn run_search(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode>
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// `--where`: the search as its SQL table function, filtered by DuckDB and
-/// cut to the limit. The function ranks 10 × limit deep (up to its cap), so
-/// the limit still fills unless the predicate rejects most of the best hits.
-async fn filtered(
-    ctx: &Context,
-    req: &Request,
-    predicate: &str,
-) -> anyhow::Result<Vec<serde_json::Value>> {
-    let (function, cap) = match req.mode {
-        Mode::Text => ("text_search", dataset_index::MAX_LIMIT),
-        Mode::Vector => ("vector_search", 100),
-        Mode::Hybrid => ("hybrid_search", 100),
-    };
-    let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let select = match &req.columns {
-        Some(cols) => {
-            let mut quoted: Vec<String> = cols
-                .iter()
-                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-                .collect();
-            quoted.push("_score".into());
-            quoted.join(", ")
-        }
-        None => "*".into(),
-    };
-    let sql = format!(
-        "SELECT {select} FROM {function}({}, {}, {}) WHERE ({predicate}) ORDER BY _score DESC LIMIT {}",
-        literal(&req.dataset),
-        literal(&req.query),
-        (req.limit * 10).clamp(1, cap),
-        req.limit
-    );
-    let out = ctx
-        .call("engine.query", serde_json::json!({ "sql": sql }))
-        .await
-        .map_err(|e| anyhow!("--where: {e}"))?;
-    Ok(out["rows"].as_array().cloned().unwrap_or_default())
 }
 
 fn cell(v: &serde_json::Value) -> String {

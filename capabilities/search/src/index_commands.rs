@@ -29,7 +29,8 @@ pub fn index_command() -> Command {
                 .about("Run query vectors from a file (one JSON array per line) against a dataset's vector index: each query's rows as NDJSON, latency on stderr")
                 .arg(Arg::new("dataset").required(true))
                 .arg(Arg::new("vectors").long("vectors").required(true).value_parser(clap::value_parser!(std::path::PathBuf)))
-                .arg(Arg::new("limit").long("limit").default_value("10").value_parser(clap::value_parser!(usize))),
+                .arg(Arg::new("limit").long("limit").default_value("10").value_parser(clap::value_parser!(usize)))
+                .arg(Arg::new("ef").long("ef").value_parser(clap::value_parser!(usize)).help("Candidates kept per search (more finds more of the true nearest, slower; default 64)")),
         )
         .subcommand(Command::new("list").about("Datasets' indexes and their state").arg(Arg::new("json").long("json").action(ArgAction::SetTrue)))
         .subcommand(
@@ -55,6 +56,7 @@ pub async fn run_index(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> 
                 dataset,
                 file,
                 *m.get_one::<usize>("limit").expect("default"),
+                m.get_one::<usize>("ef").copied(),
             )
             .await?;
         }
@@ -205,7 +207,13 @@ async fn drop_indexes(
 /// `hakiri index query`: many vector queries in one process, as a batch job
 /// (or a benchmark) runs them; per-query latency is measured around the
 /// index's search alone.
-async fn query_file(ctx: &Context, dataset: &str, file: &Path, limit: usize) -> anyhow::Result<()> {
+async fn query_file(
+    ctx: &Context,
+    dataset: &str,
+    file: &Path,
+    limit: usize,
+    ef: Option<usize>,
+) -> anyhow::Result<()> {
     use std::io::{BufRead, Write};
     let index = retrieval::vector_index(ctx)?;
     let (_, dir) = retrieve::current(ctx, dataset).await?;
@@ -235,6 +243,7 @@ async fn query_file(ctx: &Context, dataset: &str, file: &Path, limit: usize) -> 
                 &dir,
                 retrieval::VectorQuery::Vector(vector),
                 limit,
+                ef,
             )
             .await?;
         took.push(start.elapsed());

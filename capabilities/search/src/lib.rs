@@ -4,6 +4,7 @@
 
 mod commands;
 pub mod dataset_index;
+mod filter;
 mod index_commands;
 mod retrieve;
 mod sql;

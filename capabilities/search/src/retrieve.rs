@@ -50,6 +50,8 @@ pub struct Request {
     /// Columns to return (default: every column but vectors).
     pub columns: Option<Vec<String>>,
     pub rrf_k: Option<f32>,
+    /// A SQL predicate over the dataset's columns (see `filter`).
+    pub filter: Option<String>,
 }
 
 /// The dataset's published entry and its local version directory.
@@ -78,10 +80,13 @@ pub async fn search(ctx: &Context, req: Request) -> anyhow::Result<(Vec<serde_js
             req.limit
         );
     }
+    if let Some(predicate) = &req.filter {
+        return crate::filter::filtered(ctx, &req, predicate).await;
+    }
     let (entry, dir) = current(ctx, &req.dataset).await?;
     // Hybrid ranks deeper than it returns, so fusion sees rows either side ranks lower.
     let depth = match req.mode {
-        Mode::Hybrid => (req.limit * 2).clamp(50, 100),
+        Mode::Hybrid => (req.limit * 2).clamp(50, dataset_index::MAX_LIMIT),
         _ => req.limit,
     };
     let text = match req.mode {
@@ -95,7 +100,7 @@ pub async fn search(ctx: &Context, req: Request) -> anyhow::Result<(Vec<serde_js
                 None => VectorQuery::Text(req.query.clone()),
             };
             let index = retrieval::vector_index(ctx)?;
-            Some(index.search(ctx, &req.dataset, &dir, query, depth).await?)
+            Some(index.search(ctx, &req.dataset, &dir, query, depth, None).await?)
         }
         Mode::Text => None,
     };

@@ -82,6 +82,7 @@ impl SqlSearch for SqlSearchFn {
                 limit,
                 columns: Some(columns.iter().map(|(n, _)| n.clone()).collect()),
                 rrf_k: None,
+                filter: None,
             };
             let (hits, _) = retrieve::search(ctx, req).await?;
             columns.push(("_score".into(), SqlType::Float));

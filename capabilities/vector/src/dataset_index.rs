@@ -4,25 +4,31 @@
 //! index in `<version>/indexes/vector/`:
 //! - `vectors.f32`: the rows' vectors, little-endian, row after row
 //!   (unit-length for cosine), memory-mapped at query time;
-//! - `graph.bin`: instant-distance's HNSW graph over row numbers;
+//! - `graph.bin`: the HNSW graph over row numbers (see `hnsw`);
 //! - `meta.json`: dimension, metric, rows, the model that made them.
 
-use crate::space::{Metric, Row, Space, QUERY};
+use crate::hnsw::{Graph, Params, Points};
+use crate::space::Metric;
 use anyhow::{anyhow, bail, Context as _};
 use hakiri_data_api::dataset_files;
 use hakiri_data_api::retrieval::{RankedRow, VectorSpec};
-use instant_distance::{Builder, Hnsw, Search};
 use polars::prelude::{col, DataType, LazyFrame, PlRefPath, ScanArgsParquet};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Candidates kept while searching the bottom layer: the most rows one
-/// search returns, and the knob trading speed for recall (README, Measured).
-pub const EF_SEARCH: usize = 100;
+/// Candidates kept on the bottom layer by a search that does not say (at
+/// least its limit): the knob trading speed for recall (README, Measured).
+pub const EF_SEARCH: usize = 64;
+/// The most rows, and candidates, one search may ask for.
+pub const MAX_EF: usize = 1000;
+/// Links per row on the upper layers (twice as many on the bottom one).
+const M: usize = 16;
 /// Candidates kept while inserting a row during a build.
-const EF_CONSTRUCTION: usize = 100;
+const EF_CONSTRUCTION: usize = 128;
+/// What `graph.bin` holds: 2 is hakiri's own HNSW (1 was instant-distance's).
+const FORMAT: u32 = 2;
 /// The widest vector accepted.
 const MAX_DIMENSION: usize = 8192;
 
@@ -34,6 +40,13 @@ pub struct Meta {
     #[serde(default)]
     pub model: Option<String>,
     pub ef_search: usize,
+    /// Links per row on the upper layers.
+    #[serde(default)]
+    pub m: usize,
+    #[serde(default)]
+    pub ef_construction: usize,
+    #[serde(default)]
+    pub format: u32,
 }
 
 const SPEC: &str = "vector.json";
@@ -204,30 +217,29 @@ pub fn build(
     model: Option<String>,
 ) -> anyhow::Result<Meta> {
     let rows = vectors.len() / dim;
-    if rows >= QUERY.0 as usize {
-        bail!("a vector index holds at most {} rows", QUERY.0 - 1);
+    if rows >= u32::MAX as usize {
+        bail!("a vector index holds at most {} rows", u32::MAX - 1);
     }
     if metric == Metric::Cosine {
         normalize(&mut vectors, dim);
     }
-    let space = Space::new(&vectors, dim, &[], metric);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = space.build_pool(threads)?;
-    let points: Vec<Row> = (0..rows as u32).map(Row).collect();
-    let (hnsw, _ids) = pool.install(|| {
-        Builder::default()
-            .ef_construction(EF_CONSTRUCTION)
-            .ef_search(EF_SEARCH)
-            .seed(0x4841_4b49)
-            .build_hnsw(points)
-    });
-    drop(pool);
+    let graph = Graph::build(
+        Points::new(&vectors, dim, metric),
+        Params {
+            m: M,
+            ef_construction: EF_CONSTRUCTION,
+            seed: 0x4841_4b49,
+        },
+    );
     let meta = Meta {
         dimension: dim,
         metric: metric_name(metric).into(),
         rows: rows as u64,
         model,
         ef_search: EF_SEARCH,
+        m: M,
+        ef_construction: EF_CONSTRUCTION,
+        format: FORMAT,
     };
     let indexes = version_dir.join("indexes");
     let building = indexes.join(format!(".vector-{}", std::process::id()));
@@ -239,9 +251,13 @@ pub fn build(
         out.write_all(&x.to_le_bytes())?;
     }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    let mut graph = std::io::BufWriter::new(std::fs::File::create(building.join("graph.bin"))?);
-    bincode::serde::encode_into_std_write(&hnsw, &mut graph, bincode_config())?;
-    graph.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let mut graph_file =
+        std::io::BufWriter::new(std::fs::File::create(building.join("graph.bin"))?);
+    bincode::serde::encode_into_std_write(&graph, &mut graph_file, bincode_config())?;
+    graph_file
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
     std::fs::write(
         building.join("meta.json"),
         serde_json::to_vec_pretty(&meta)?,
@@ -273,7 +289,7 @@ pub fn metric_name(m: Metric) -> &'static str {
 pub struct Loaded {
     pub meta: Meta,
     metric: Metric,
-    graph: Hnsw<Row>,
+    graph: Graph,
     vectors: memmap2::Mmap,
 }
 
@@ -281,6 +297,9 @@ impl Loaded {
     fn open(dir: &Path) -> anyhow::Result<Loaded> {
         let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json"))?)?;
         let metric = Metric::parse(&meta.metric)?;
+        if meta.format != FORMAT {
+            bail!("{} was built by an older hakiri; create the index again with `hakiri index create`", dir.display());
+        }
         let file = std::fs::File::open(dir.join("vectors.f32"))?;
         // SAFETY: a published index is never written again (a rebuild writes
         // a new directory and renames it into place).
@@ -300,8 +319,11 @@ impl Loaded {
             );
         }
         let mut graph_file = std::io::BufReader::new(std::fs::File::open(dir.join("graph.bin"))?);
-        let graph: Hnsw<Row> =
-            bincode::serde::decode_from_std_read(&mut graph_file, bincode_config())?;
+        let graph: Graph = bincode::serde::decode_from_std_read(&mut graph_file, bincode_config())
+            .with_context(|| format!("cannot read {}", dir.join("graph.bin").display()))?;
+        graph
+            .validate(meta.rows as usize)
+            .map_err(|e| anyhow!("{}: {e}; create the index again", dir.join("graph.bin").display()))?;
         Ok(Loaded {
             meta,
             metric,
@@ -317,8 +339,14 @@ impl Loaded {
         }
     }
 
-    /// The `limit` rows nearest to `query`, nearest first. Blocking.
-    pub fn search(&self, query: &[f32], limit: usize) -> anyhow::Result<Vec<RankedRow>> {
+    /// The `limit` rows nearest to `query`, nearest first, keeping `ef`
+    /// candidates (default [`EF_SEARCH`]; at least `limit`). Blocking.
+    pub fn search(
+        &self,
+        query: &[f32],
+        limit: usize,
+        ef: Option<usize>,
+    ) -> anyhow::Result<Vec<RankedRow>> {
         if query.len() != self.meta.dimension {
             bail!(
                 "the query vector has {} values; this index holds vectors of dimension {}",
@@ -333,17 +361,15 @@ impl Loaded {
         if self.metric == Metric::Cosine {
             normalize(&mut query, self.meta.dimension);
         }
-        let floats = self.floats();
-        let space = Space::new(floats, self.meta.dimension, &query, self.metric);
-        let _scope = space.install(floats, &query);
-        let mut search = Search::default();
+        let points = Points::new(self.floats(), self.meta.dimension, self.metric);
+        let ef = ef.unwrap_or(EF_SEARCH).clamp(limit, MAX_EF);
         Ok(self
             .graph
-            .search(&QUERY, &mut search)
-            .take(limit)
-            .map(|item| RankedRow {
-                row: item.point.0 as u64,
-                score: self.metric.score(item.distance),
+            .search(points, &query, limit, ef)
+            .into_iter()
+            .map(|near| RankedRow {
+                row: near.row as u64,
+                score: self.metric.score(near.distance),
             })
             .collect())
     }

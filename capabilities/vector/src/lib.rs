@@ -1,14 +1,14 @@
-//! `vector`: nearest-neighbour search over HNSW indexes (instant-distance):
-//! persistent indexes over datasets' vector or embedded text columns, rebuilt
-//! with every version (see `dataset_index`), and `vector.nearest` over the
+//! `vector`: nearest-neighbour search over HNSW graphs (`hnsw`): persistent
+//! indexes over datasets' vector or embedded text columns, rebuilt with
+//! every version (see `dataset_index`), and `vector.nearest` over the
 //! vectors passed in one call.
 
 mod dataset_index;
+mod hnsw;
 mod provider;
 mod space;
 
 use hakiri_kernel::{CheckOutcome, KernelError, Registrar, Tool, ToolError};
-use instant_distance::{Builder, HnswMap, Search};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -53,20 +53,6 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     Ok(())
 }
 
-#[derive(Clone)]
-struct Vector(Vec<f32>);
-
-impl instant_distance::Point for Vector {
-    fn distance(&self, other: &Self) -> f32 {
-        self.0
-            .iter()
-            .zip(&other.0)
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum::<f32>()
-            .sqrt()
-    }
-}
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NearestInput {
@@ -109,17 +95,21 @@ fn nearest(input: NearestInput) -> Result<Vec<Hit>, String> {
     {
         return Err("vectors must hold finite numbers (no NaN or infinity)".into());
     }
-    let ids: Vec<usize> = (0..input.vectors.len()).collect();
-    let points = input.vectors.into_iter().map(Vector).collect();
-    let map: HnswMap<Vector, usize> = Builder::default().seed(42).build(points, ids);
-    let mut search = Search::default();
-    let k = input.k.unwrap_or(5);
-    Ok(map
-        .search(&Vector(input.query), &mut search)
-        .take(k)
-        .map(|item| Hit {
-            index: *item.value,
-            distance: item.distance,
+    let k = input.k.unwrap_or(5).min(input.vectors.len());
+    let flat: Vec<f32> = input.vectors.into_iter().flatten().collect();
+    let points = hnsw::Points::new(&flat, dim, space::Metric::L2);
+    let params = hnsw::Params {
+        m: 16,
+        ef_construction: 100,
+        seed: 42,
+    };
+    let graph = hnsw::Graph::build(points, params);
+    Ok(graph
+        .search(points, &input.query, k, k.max(64))
+        .into_iter()
+        .map(|near| Hit {
+            index: near.row as usize,
+            distance: near.distance.max(0.0).sqrt(),
         })
         .collect())
 }

@@ -187,12 +187,13 @@ impl VectorIndex for HnswIndex {
         version_dir: &'a Path,
         query: VectorQuery,
         limit: usize,
+        ef: Option<usize>,
     ) -> BoxFuture<'a, anyhow::Result<Vec<RankedRow>>> {
         Box::pin(async move {
-            if !(1..=dataset_index::EF_SEARCH).contains(&limit) {
+            if !(1..=dataset_index::MAX_EF).contains(&limit) {
                 bail!(
                     "a vector search returns 1 to {} rows, not {limit}",
-                    dataset_index::EF_SEARCH
+                    dataset_index::MAX_EF
                 );
             }
             let spec = read_spec(&ctx.config.data_dir, dataset)?.ok_or_else(|| {
@@ -218,7 +219,7 @@ impl VectorIndex for HnswIndex {
                 }
             };
             hakiri_kernel::blocking("searching vectors", move || {
-                dataset_index::open(&dir)?.search(&vector, limit)
+                dataset_index::open(&dir)?.search(&vector, limit, ef)
             })
             .await
         })

@@ -6,12 +6,12 @@ from PyPI; the real-text part needs the local model (`hakiri embed init`).
 1. Scale: N clustered synthetic vectors of dimension 384 (unit length, 300
    Gaussian clusters with noise as wide as their spread, so HNSW has to
    work for its recall), 1000 queries from the same distribution. Ground truth
-   by brute force. Each system builds an HNSW index with M = 32 (64 links on
-   the bottom layer, instant-distance's fixed shape) and ef_construction =
-   100, on every core; queries run one at a time on one thread, in process
-   (hakiri: `hakiri index query`, which times the index's search around each
-   query). hakiri's ef_search is fixed at 100; the peers sweep ef_search and
-   are reported at the smallest ef reaching hakiri's recall ("equal recall").
+   by brute force. Each system builds an HNSW index with hakiri's shape (M
+   and ef_construction as its meta.json records them), on every core; queries
+   run one at a time on one thread, in process (hakiri: `hakiri index query
+   --ef`, which times the index's search around each query). Every system
+   sweeps ef_search; "equal recall" compares each at the smallest ef that
+   reaches a target recall (0.95 and 0.99).
    Build time and peak RSS (GNU time), index size on disk against the raw
    vectors, and hakiri-full's RSS as a daemon after one query loaded it.
 2. Quality on real text: the first R Debian package descriptions (plus the
@@ -89,33 +89,40 @@ def hakiri_queries(home, name, queries):
     with open(qfile, "w") as f:
         for q in queries:
             f.write(json.dumps([float(x) for x in q]) + "\n")
-    _, _, out, err = timed([hakiri, "index", "query", name, "--vectors", qfile, "--limit", str(K)], home)
+    return hakiri_query_file(home, name, qfile)
+
+
+def hakiri_query_file(home, name, qfile, ef=None):
+    extra = ["--ef", str(ef)] if ef else []
+    _, _, out, err = timed([hakiri, "index", "query", name, "--vectors", qfile, "--limit", str(K), *extra], home)
     rows = [json.loads(line)["rows"] for line in out.splitlines()]
     # "1000 queries: p50 210 us, p99 540 us, 4400 queries/s"
     words = err.strip().splitlines()[-1].replace(",", "").split()
     return rows, {"p50_ms": float(words[3]) / 1e3, "p99_ms": float(words[6]) / 1e3, "qps": float(words[8])}
 
 
+EFS = [10, 16, 24, 32, 48, 64, 100, 150]
+SHAPE = {"m": 16, "ef_construction": 128}
 PEER = r'''
 import json, sys, time, numpy as np
-kind, base_f, q_f, dim, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+kind, base_f, q_f, dim, k, m, efc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 base = np.load(base_f); queries = np.load(q_f)
 t0 = time.perf_counter()
 if kind == "hnswlib":
     import hnswlib
-    index = hnswlib.Index(space="ip", dim=dim); index.init_index(max_elements=len(base), ef_construction=100, M=32)
+    index = hnswlib.Index(space="ip", dim=dim); index.init_index(max_elements=len(base), ef_construction=efc, M=m)
     index.set_num_threads(2); index.add_items(base); index.set_num_threads(1)
     def search(q, ef):
         index.set_ef(ef); return index.knn_query(q, k=k)[0][0].tolist()
 else:
     import faiss
-    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT); index.hnsw.efConstruction = 100
+    index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT); index.hnsw.efConstruction = efc
     index.add(base); faiss.omp_set_num_threads(1)
     def search(q, ef):
         index.hnsw.efSearch = ef; return index.search(q.reshape(1, -1), k)[1][0].tolist()
 build = time.perf_counter() - t0
 out = {"build_s": build, "sweep": {}}
-for ef in [10, 16, 24, 32, 48, 64, 100, 150]:
+for ef in EFS:
     rows, took = [], []
     for q in queries:
         s = time.perf_counter(); rows.append(search(q, ef)); took.append(time.perf_counter() - s)
@@ -128,7 +135,8 @@ def peer(kind, base, queries, truth):
     bf, qf = os.path.join(work, "base.npy"), os.path.join(work, "queries.npy")
     np.save(bf, base)
     np.save(qf, queries)
-    _, peak_mb, out, _ = timed([sys.executable, "-c", PEER, kind, bf, qf, str(DIM), str(K)])
+    code = PEER.replace("for ef in EFS:", f"for ef in {EFS}:")
+    _, peak_mb, out, _ = timed([sys.executable, "-c", code, kind, bf, qf, str(DIM), str(K), str(SHAPE["m"]), str(SHAPE["ef_construction"])])
     res = json.loads(out)
     sweep = {}
     for ef, r in res["sweep"].items():
@@ -163,15 +171,31 @@ truth = brute(base, queries)
 home = os.path.join(work, "home")
 os.makedirs(home)
 build_s, build_mb = hakiri_index(home, "synthetic", base)
-rows, lat = hakiri_queries(home, "synthetic", queries)
-ours = {"build_s": round(build_s, 2), "peak_rss_mb": round(build_mb, 1), "recall": round(recall(rows, truth), 4), **lat}
 vdir = next(os.path.join(d) for d, _, fs in os.walk(home) if "graph.bin" in fs)
+meta = json.load(open(os.path.join(vdir, "meta.json")))
+SHAPE.update(m=meta["m"], ef_construction=meta.get("ef_construction", SHAPE["ef_construction"]))
+qfile = os.path.join(work, "synthetic-queries.ndjson")
+with open(qfile, "w") as f:
+    for q in queries:
+        f.write(json.dumps([float(x) for x in q]) + "\n")
+sweep = {}
+for ef in EFS:
+    rows, lat = hakiri_query_file(home, "synthetic", qfile, ef)
+    sweep[ef] = {"recall": recall(rows, truth), **lat}
+ours = {"build_s": round(build_s, 2), "peak_rss_mb": round(build_mb, 1), "sweep": sweep}
 ours["index_on_disk_vs_raw"] = round(du(vdir) / (N * DIM * 4), 3)
 hn, fa = peer("hnswlib", base, queries, truth), peer("faiss", base, queries, truth)
-report["synthetic"] = {"n": N, "dim": DIM, "queries": NQ, "hakiri": ours,
-                       "hnswlib": {"build_s": round(hn["build_s"], 2), "peak_rss_mb": round(hn["peak_rss_mb"], 1), **at_recall(hn, ours["recall"])},
-                       "faiss": {"build_s": round(fa["build_s"], 2), "peak_rss_mb": round(fa["peak_rss_mb"], 1), **at_recall(fa, ours["recall"])}}
-report["synthetic"]["qps_vs_hnswlib"] = round(ours["qps"] / report["synthetic"]["hnswlib"]["qps"], 3)
+report["synthetic"] = {"n": N, "dim": DIM, "queries": NQ, "shape": dict(SHAPE),
+                       "build": {"hakiri_s": ours["build_s"], "hakiri_peak_rss_mb": ours["peak_rss_mb"],
+                                 "hnswlib_s": round(hn["build_s"], 2), "hnswlib_peak_rss_mb": round(hn["peak_rss_mb"], 1),
+                                 "faiss_s": round(fa["build_s"], 2), "faiss_peak_rss_mb": round(fa["peak_rss_mb"], 1)},
+                       "index_on_disk_vs_raw": ours["index_on_disk_vs_raw"], "at_recall": {}}
+for target in [0.95, 0.99]:
+    row = {"hakiri": at_recall(ours, target), "hnswlib": at_recall(hn, target), "faiss": at_recall(fa, target)}
+    row["qps_vs_hnswlib"] = round(row["hakiri"]["qps"] / row["hnswlib"]["qps"], 3)
+    row["qps_vs_faiss"] = round(row["hakiri"]["qps"] / row["faiss"]["qps"], 3)
+    report["synthetic"]["at_recall"][str(target)] = row
+report["synthetic"]["hakiri_default_ef"] = {k: round(v, 4) for k, v in sweep[64].items()}
 
 # The daemon's RSS with this index loaded by one MCP search.vector call.
 subprocess.run([hakiri, "auth", "init"], env=env(home), check=True, capture_output=True)

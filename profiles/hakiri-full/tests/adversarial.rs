@@ -102,6 +102,8 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("search a path",         Who::Agent, "search.dataset", r#"{"dataset":"../../etc","query":"root"}"#, ToolError("token does not grant dataset `../../etc`")),
     ("search limit 1e12 (ds)", Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"eu","limit":1000000000000}"#, ToolError("between 1 and 1000")),
     ("search bad query",      Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"region:("}"#, ToolError("invalid query")),
+    ("where ends statement",  Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"eu","where":"1=1; copy sales to '/tmp/x'"}"#, ToolError("may not hold")),
+    ("where reads a file",    Who::Agent, "search.dataset", r#"{"dataset":"sales","query":"eu","where":"exists (select * from read_text('/etc/passwd'))"}"#, ToolError("Permission Error")),
     ("search other tool",     Who::OtherTool, "search.dataset", r#"{"dataset":"sales","query":"eu"}"#, ToolError("token does not grant tool `search.dataset`")),
     ("search attenuated",     Who::OtherDataset, "search.dataset", r#"{"dataset":"hr","query":"ann"}"#, ToolError("token does not grant dataset `hr`")),
     ("vector ungranted",      Who::Agent, "search.vector", r#"{"dataset":"hr","vector":[1.0]}"#, ToolError("token does not grant dataset `hr`")),

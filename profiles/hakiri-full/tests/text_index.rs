@@ -176,7 +176,38 @@ fn a_text_index_follows_its_dataset() {
     assert_eq!(kept[0]["title"], "Moby Dick", "{kept:?}");
     assert!(hits_where(h, "whale OR whales", "stars > 5").is_empty());
     let e = fails(h, &["search", "books", "whale", "--where", "nope > 1"]);
-    assert!(e.contains("--where") && e.contains("nope"), "{e}");
+    assert!(e.contains("where: ") && e.contains("nope"), "{e}");
+    let e = fails(
+        h,
+        &["search", "books", "whale", "--where", "1=1) --", "--format", "json"],
+    );
+    assert!(e.contains("may not hold"), "{e}");
+
+    // A description set afterwards: a new version of hard links, index included.
+    let before: Value = serde_json::from_str(&ok(h, &["describe", "books", "--json"])).unwrap();
+    ok(
+        h,
+        &["describe", "books", "--set-description", "Novels about the sea"],
+    );
+    let described: Value = serde_json::from_str(&ok(h, &["describe", "books", "--json"])).unwrap();
+    assert_eq!(described["description"], "Novels about the sea", "{described}");
+    assert_eq!(
+        described["version"].as_u64(),
+        before["version"].as_u64().map(|v| v + 1),
+        "{described}"
+    );
+    assert_eq!(
+        hits(h, "books", "whale OR whales").len(),
+        2,
+        "the new version keeps its index"
+    );
+    let e = fails(h, &["describe", "nope", "--set-description", "x"]);
+    assert!(e.contains("no dataset `nope`"), "{e}");
+    let e = fails(
+        h,
+        &["describe", "books", "--set-description", &"long ".repeat(500)],
+    );
+    assert!(e.contains("longer than 2000"), "{e}");
     let e = fails(
         h,
         &["sql", "select * from text_search('books', 'whale', 5000)"],
@@ -245,6 +276,49 @@ fn a_text_index_follows_its_dataset() {
                 .to_string()
                 .contains("token does not grant dataset `books`"),
         "{result}"
+    );
+    // `where` over MCP runs through engine.query, so the token must grant it.
+    let (failed, result) = mcp.call(
+        "search.dataset",
+        r#"{"dataset":"books","query":"whale OR whales","where":"stars > 3"}"#,
+    );
+    assert!(
+        failed && result.to_string().contains("engine.query"),
+        "{result}"
+    );
+    let filterer = mint_token(
+        BIN,
+        h,
+        &[
+            "--tool",
+            "search.dataset",
+            "--tool",
+            "engine.query",
+            "--dataset",
+            "books",
+        ],
+    );
+    let f = Mcp::open(&url, &filterer).expect("session");
+    let (failed, result) = f.call(
+        "search.dataset",
+        r#"{"dataset":"books","query":"whale OR whales","where":"stars > 3"}"#,
+    );
+    assert!(!failed, "{result}");
+    let found = result["structuredContent"]["hits"].as_array().cloned().unwrap_or_default();
+    assert_eq!(found.len(), 1, "{result}");
+    assert_eq!(found[0]["title"], "Moby Dick", "{result}");
+    let (failed, result) = f.call(
+        "search.dataset",
+        r#"{"dataset":"books","query":"whale","where":"stars > 3; select 1"}"#,
+    );
+    assert!(failed && result.to_string().contains("may not hold"), "{result}");
+    let (failed, result) = f.call(
+        "search.dataset",
+        r#"{"dataset":"books","query":"whale","where":"exists (select * from authors)"}"#,
+    );
+    assert!(
+        failed && result.to_string().contains("authors"),
+        "another dataset stays out of reach: {result}"
     );
     let denied = Mcp::open(&url, &other).expect("session");
     let (failed, result) = denied.call("search.dataset", r#"{"dataset":"books","query":"spice"}"#);
