@@ -81,7 +81,9 @@ async fn relabel(
 /// version and are skipped.
 fn link_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
@@ -112,14 +114,21 @@ mod tests {
         std::fs::write(from.join("indexes/text/meta.json"), b"{}").unwrap();
         link_tree(&from, &to).unwrap();
         assert_eq!(std::fs::read(to.join("part-0.parquet")).unwrap(), b"data");
-        assert_eq!(std::fs::read(to.join("indexes/text/meta.json")).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read(to.join("indexes/text/meta.json")).unwrap(),
+            b"{}"
+        );
         assert!(!to.join("indexes/.vector-99").exists());
         use std::os::unix::fs::MetadataExt;
         let (a, b) = (
             std::fs::metadata(from.join("part-0.parquet")).unwrap(),
             std::fs::metadata(to.join("part-0.parquet")).unwrap(),
         );
-        assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "a hard link, not a copy");
+        assert_eq!(
+            (a.ino(), a.nlink()),
+            (b.ino(), 2),
+            "a hard link, not a copy"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

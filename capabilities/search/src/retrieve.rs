@@ -100,7 +100,11 @@ pub async fn search(ctx: &Context, req: Request) -> anyhow::Result<(Vec<serde_js
                 None => VectorQuery::Text(req.query.clone()),
             };
             let index = retrieval::vector_index(ctx)?;
-            Some(index.search(ctx, &req.dataset, &dir, query, depth, None).await?)
+            Some(
+                index
+                    .search(ctx, &req.dataset, &dir, query, depth, None)
+                    .await?,
+            )
         }
         Mode::Text => None,
     };

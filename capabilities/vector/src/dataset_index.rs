@@ -56,6 +56,11 @@ pub fn read_spec(data_dir: &Path, dataset: &str) -> anyhow::Result<Option<Vector
     dataset_files::read_json(data_dir, dataset, SPEC, &remedy)
 }
 
+/// Whether `dataset` has a vector index (one stat, for the query path).
+pub fn has_spec(data_dir: &Path, dataset: &str) -> bool {
+    dataset_files::beside(data_dir, dataset, SPEC).is_file()
+}
+
 pub fn write_spec(data_dir: &Path, dataset: &str, spec: &VectorSpec) -> anyhow::Result<()> {
     dataset_files::write_json(data_dir, dataset, SPEC, spec)
 }
@@ -321,9 +326,12 @@ impl Loaded {
         let mut graph_file = std::io::BufReader::new(std::fs::File::open(dir.join("graph.bin"))?);
         let graph: Graph = bincode::serde::decode_from_std_read(&mut graph_file, bincode_config())
             .with_context(|| format!("cannot read {}", dir.join("graph.bin").display()))?;
-        graph
-            .validate(meta.rows as usize)
-            .map_err(|e| anyhow!("{}: {e}; create the index again", dir.join("graph.bin").display()))?;
+        graph.validate(meta.rows as usize).map_err(|e| {
+            anyhow!(
+                "{}: {e}; create the index again",
+                dir.join("graph.bin").display()
+            )
+        })?;
         Ok(Loaded {
             meta,
             metric,
@@ -376,15 +384,28 @@ impl Loaded {
 }
 
 /// Loaded indexes by directory and inode (see the text index's cache).
+static OPEN: Mutex<Vec<(PathBuf, u64, Arc<Loaded>)>> = Mutex::new(Vec::new());
+
+/// The index in `dir` if it is loaded already (a cheap check).
+pub fn loaded(dir: &Path) -> Option<Arc<Loaded>> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(dir).ok()?.ino();
+    let cache = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+    cache
+        .iter()
+        .find(|(d, i, _)| d == dir && *i == inode)
+        .map(|(_, _, l)| l.clone())
+}
+
+/// Loads the index in `dir`, or finds it loaded. Blocking.
 pub fn open(dir: &Path) -> anyhow::Result<Arc<Loaded>> {
     use std::os::unix::fs::MetadataExt;
-    static OPEN: Mutex<Vec<(PathBuf, u64, Arc<Loaded>)>> = Mutex::new(Vec::new());
-    let inode = std::fs::metadata(dir)?.ino();
-    let mut cache = OPEN.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, _, loaded)) = cache.iter().find(|(d, i, _)| d == dir && *i == inode) {
-        return Ok(loaded.clone());
+    if let Some(loaded) = loaded(dir) {
+        return Ok(loaded);
     }
+    let inode = std::fs::metadata(dir)?.ino();
     let loaded = Arc::new(Loaded::open(dir)?);
+    let mut cache = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     cache.retain(|(d, _, _)| d != dir);
     if cache.len() >= 8 {
         cache.remove(0);

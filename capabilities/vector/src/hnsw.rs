@@ -223,7 +223,10 @@ struct Building {
 
 impl Links for Building {
     fn with<R>(&self, row: u32, layer: usize, f: impl FnOnce(&[u32]) -> R) -> R {
-        let list = self.list(row, layer).lock().unwrap_or_else(|p| p.into_inner());
+        let list = self
+            .list(row, layer)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         f(&list)
     }
 }
@@ -234,7 +237,10 @@ impl Building {
     }
 
     fn set(&self, row: u32, layer: usize, links: Vec<u32>) {
-        *self.list(row, layer).lock().unwrap_or_else(|p| p.into_inner()) = links;
+        *self
+            .list(row, layer)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = links;
     }
 
     fn insert(&self, points: Points, row: u32, entry: &Mutex<(u32, u8)>, params: Params) {
@@ -254,7 +260,10 @@ impl Building {
             self.set(row, layer, chosen.iter().map(|c| c.row).collect());
             let most = params.most_links(layer);
             for c in &chosen {
-                let mut list = self.list(c.row, layer).lock().unwrap_or_else(|p| p.into_inner());
+                let mut list = self
+                    .list(c.row, layer)
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 if list.len() < most {
                     list.push(row);
                     continue;

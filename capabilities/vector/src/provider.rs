@@ -196,16 +196,20 @@ impl VectorIndex for HnswIndex {
                     dataset_index::MAX_EF
                 );
             }
-            let spec = read_spec(&ctx.config.data_dir, dataset)?.ok_or_else(|| {
+            let missing = || {
                 anyhow!("dataset `{dataset}` has no vector index; create one with `hakiri index create {dataset} --embed <text column>` or `--vector <column>`")
-            })?;
-            let dir: PathBuf = index_dir(version_dir);
-            if !dir.is_dir() {
-                bail!("dataset `{dataset}` has no vector index for its current version (its build failed, or a binary without vectors wrote it); create it again with `hakiri index create`");
-            }
+            };
             let vector = match query {
-                VectorQuery::Vector(v) => v,
+                // A vector needs no spec read, only its presence: this is
+                // the hot path of a daemon answering vector queries.
+                VectorQuery::Vector(v) => {
+                    if !dataset_index::has_spec(&ctx.config.data_dir, dataset) {
+                        return Err(missing());
+                    }
+                    v
+                }
                 VectorQuery::Text(text) => {
+                    let spec = read_spec(&ctx.config.data_dir, dataset)?.ok_or_else(missing)?;
                     let Some(recorded) = &spec.model else {
                         bail!("dataset `{dataset}`'s vector index holds column `{}` as given, with no model to embed text: query it with a vector, or create it with --model naming the model that made the vectors", spec.column.as_deref().unwrap_or("?"));
                     };
@@ -218,6 +222,16 @@ impl VectorIndex for HnswIndex {
                     embedded.vectors.into_iter().next().unwrap_or_default()
                 }
             };
+            // A loaded index answers in well under a millisecond (ef is at
+            // most MAX_EF): inline, since handing it to a blocking thread
+            // cost more than the search. Loading one reads files: blocking.
+            let dir: PathBuf = index_dir(version_dir);
+            if let Some(index) = dataset_index::loaded(&dir) {
+                return index.search(&vector, limit, ef);
+            }
+            if !dir.is_dir() {
+                bail!("dataset `{dataset}` has no vector index for its current version (its build failed, or a binary without vectors wrote it); create it again with `hakiri index create`");
+            }
             hakiri_kernel::blocking("searching vectors", move || {
                 dataset_index::open(&dir)?.search(&vector, limit, ef)
             })

@@ -18,8 +18,10 @@ from PyPI; the real-text part needs the local model (`hakiri embed init`).
    packages qrels.json names) embedded by hakiri itself (all-MiniLM-L6-v2,
    in process; sentences/s reported), the qrels queries embedded alike;
    recall@10 against brute force, hnswlib on the same vectors.
-3. Hybrid: the queries in qrels.json with the packages known relevant;
-   recall@10 of text, vector and hybrid search over the full corpus subset."""
+3. Hybrid: the queries in qrels.json with the packages known relevant
+   (natural-language questions, and keyword queries of the kind people type
+   into a package search); recall@10 of text, vector and hybrid search over
+   the corpus, per kind and overall."""
 import json
 import os
 import shutil
@@ -101,7 +103,7 @@ def hakiri_query_file(home, name, qfile, ef=None):
     return rows, {"p50_ms": float(words[3]) / 1e3, "p99_ms": float(words[6]) / 1e3, "qps": float(words[8])}
 
 
-EFS = [10, 16, 24, 32, 48, 64, 100, 150]
+EFS = [10, 16, 24, 32, 40, 48, 56, 64, 80, 100, 128]
 SHAPE = {"m": 16, "ef_construction": 128}
 PEER = r'''
 import json, sys, time, numpy as np
@@ -232,7 +234,8 @@ daemon.wait()
 
 # 2. Real text embedded by hakiri's local model.
 if REAL:
-    qrels = json.load(open(os.path.join(HERE, "qrels.json")))
+    kinds = json.load(open(os.path.join(HERE, "qrels.json")))
+    qrels = {q: rel for kind in kinds.values() for q, rel in kind.items()}
     wanted = {r for rel in qrels.values() for r in rel}
     every = debian_corpus.load(packages)
     # The first R packages, plus every package qrels.json names relevant.
@@ -260,15 +263,17 @@ if REAL:
                       "index_create_s": round(embed_s, 1), "sentences_per_s": round(len(docs) / embed_s, 1), "peak_rss_mb": round(embed_mb, 1),
                       "hakiri": {"recall": round(recall(rows, real_truth), 4), **lat}, "hnswlib": at_recall(hn, recall(rows, real_truth))}
 
-    # 3. Hybrid against known relevant packages.
+    # 3. Hybrid against known relevant packages, per kind of query and overall.
     modes = {}
     for mode in ["text", "vector", "hybrid"]:
-        hits = []
-        for q, relevant in qrels.items():
-            _, _, out, _ = timed([hakiri, "search", "debian", q, "--mode", mode, "--limit", str(K), "--format", "json"], rhome)
-            found = [h["id"] for h in json.loads(out)]
-            hits.append(len(set(found) & set(relevant)) / min(K, len(relevant)))
-        modes[mode] = round(float(np.mean(hits)), 3)
+        per_kind = {}
+        for kind, queries in kinds.items():
+            for q, relevant in queries.items():
+                _, _, out, _ = timed([hakiri, "search", "debian", q, "--mode", mode, "--limit", str(K), "--format", "json"], rhome)
+                found = [h["id"] for h in json.loads(out)]
+                per_kind.setdefault(kind, []).append(len(set(found) & set(relevant)) / min(K, len(relevant)))
+        modes[mode] = {kind: round(float(np.mean(v)), 3) for kind, v in per_kind.items()}
+        modes[mode]["all"] = round(float(np.mean([x for v in per_kind.values() for x in v])), 3)
     report["hybrid_recall_at_10"] = modes
 
 print(json.dumps(report, indent=2))

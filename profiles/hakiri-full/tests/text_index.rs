@@ -179,7 +179,9 @@ fn a_text_index_follows_its_dataset() {
     assert!(e.contains("where: ") && e.contains("nope"), "{e}");
     let e = fails(
         h,
-        &["search", "books", "whale", "--where", "1=1) --", "--format", "json"],
+        &[
+            "search", "books", "whale", "--where", "1=1) --", "--format", "json",
+        ],
     );
     assert!(e.contains("may not hold"), "{e}");
 
@@ -187,10 +189,18 @@ fn a_text_index_follows_its_dataset() {
     let before: Value = serde_json::from_str(&ok(h, &["describe", "books", "--json"])).unwrap();
     ok(
         h,
-        &["describe", "books", "--set-description", "Novels about the sea"],
+        &[
+            "describe",
+            "books",
+            "--set-description",
+            "Novels about the sea",
+        ],
     );
     let described: Value = serde_json::from_str(&ok(h, &["describe", "books", "--json"])).unwrap();
-    assert_eq!(described["description"], "Novels about the sea", "{described}");
+    assert_eq!(
+        described["description"], "Novels about the sea",
+        "{described}"
+    );
     assert_eq!(
         described["version"].as_u64(),
         before["version"].as_u64().map(|v| v + 1),
@@ -205,7 +215,12 @@ fn a_text_index_follows_its_dataset() {
     assert!(e.contains("no dataset `nope`"), "{e}");
     let e = fails(
         h,
-        &["describe", "books", "--set-description", &"long ".repeat(500)],
+        &[
+            "describe",
+            "books",
+            "--set-description",
+            &"long ".repeat(500),
+        ],
     );
     assert!(e.contains("longer than 2000"), "{e}");
     let e = fails(
@@ -304,14 +319,20 @@ fn a_text_index_follows_its_dataset() {
         r#"{"dataset":"books","query":"whale OR whales","where":"stars > 3"}"#,
     );
     assert!(!failed, "{result}");
-    let found = result["structuredContent"]["hits"].as_array().cloned().unwrap_or_default();
+    let found = result["structuredContent"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(found.len(), 1, "{result}");
     assert_eq!(found[0]["title"], "Moby Dick", "{result}");
     let (failed, result) = f.call(
         "search.dataset",
         r#"{"dataset":"books","query":"whale","where":"stars > 3; select 1"}"#,
     );
-    assert!(failed && result.to_string().contains("may not hold"), "{result}");
+    assert!(
+        failed && result.to_string().contains("may not hold"),
+        "{result}"
+    );
     let (failed, result) = f.call(
         "search.dataset",
         r#"{"dataset":"books","query":"whale","where":"exists (select * from authors)"}"#,
