@@ -386,7 +386,7 @@ impl Graph {
             .into_iter()
             .map(|l| l.into_inner().unwrap_or_else(|p| p.into_inner()))
             .collect();
-        for row in 0..rows {
+        for (row, start) in upper_start.iter_mut().enumerate() {
             let first = building.first[row] as usize;
             let at = row * (1 + 2 * m);
             let links = &lists[first];
@@ -394,7 +394,7 @@ impl Graph {
             base[at + 1..at + 1 + links.len()].copy_from_slice(links);
             let level = building.levels[row] as usize;
             if level > 0 {
-                upper_start[row] = upper.len() as u32;
+                *start = upper.len() as u32;
                 for layer in 1..=level {
                     let links = &lists[first + layer];
                     upper.push(links.len() as u32);
