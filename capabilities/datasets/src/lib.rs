@@ -277,7 +277,13 @@ fn ingest_command() -> Command {
                 .long("skip-rows")
                 .value_parser(clap::value_parser!(usize))
                 .value_name("N")
-                .help("Skip N lines before the CSV header"),
+                .help("Skip N lines (CSV) or rows (spreadsheets) before the header"),
+        )
+        .arg(
+            Arg::new("sheet")
+                .long("sheet")
+                .value_name("NAME")
+                .help("The sheet of a spreadsheet (xlsx, xls, ods) to read (default: the first)"),
         )
         .arg(
             Arg::new("encoding")
@@ -334,6 +340,7 @@ async fn run_ingest(m: &clap::ArgMatches, ctx: &Context) -> Result<ExitCode> {
             .get_one::<Encoding>("encoding")
             .copied()
             .unwrap_or_default(),
+        sheet: m.get_one::<String>("sheet").cloned(),
     };
     let quiet = m.get_flag("quiet");
     let progress = if !quiet && std::io::stderr().is_terminal() {
@@ -594,6 +601,7 @@ fn self_check() -> Result<String> {
             null: Vec::new(),
             skip_rows: 0,
             encoding: Encoding::Utf8,
+            sheet: None,
             description: None,
         };
         ingest::write_check(&csv, &inputs, &dir, &out)?;

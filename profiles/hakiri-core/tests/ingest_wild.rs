@@ -361,3 +361,62 @@ fn s3_objects_and_patterns_ingest() {
         text(&out.stderr)
     );
 }
+
+/// A real workbook (written by openpyxl): one sheet chosen, typed by its
+/// cells, the title row above the table skipped, error cells and null
+/// markers null.
+#[test]
+fn spreadsheets_ingest_one_sheet_typed() {
+    let home = Home::new();
+    let dir = home.path();
+    let book = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/orders.xlsx");
+    ok(
+        dir,
+        &[
+            "ingest", book, "--as", "orders", "--skip-rows", "1", "--null", "NA", "-q",
+        ],
+    );
+    let types = ok(
+        dir,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "select typeof(id) i, typeof(region) r, typeof(amount) a, typeof(paid) p, typeof(day) d, typeof(shipped) s, typeof(note) n from orders limit 1",
+        ],
+    );
+    assert_eq!(
+        types.trim(),
+        "i,r,a,p,d,s,n\nBIGINT,VARCHAR,DOUBLE,BOOLEAN,DATE,TIMESTAMP,VARCHAR",
+        "{types}"
+    );
+    let values = ok(
+        dir,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "select count(*) n, sum(amount) a, count(note) notes, count(paid) paid, min(day) first, max(shipped) last from orders",
+        ],
+    );
+    assert_eq!(
+        values.trim(),
+        "n,a,notes,paid,first,last\n4,24.75,2,3,2026-07-01,2026-10-01T00:00:01",
+        "{values}"
+    );
+    ok(
+        dir,
+        &["ingest", book, "--as", "regions", "--sheet", "regions", "-q"],
+    );
+    assert!(ok(dir, &["sql", "--format", "csv", "select name from regions where region = 'us'"]).contains("United States"));
+    let e = fails(dir, &["ingest", book, "--as", "x", "--sheet", "nope"]);
+    assert!(e.contains("no sheet `nope`") && e.contains("orders, regions"), "{e}");
+    std::fs::write(dir.join("broken.xlsx"), b"PK\x03\x04 not really a workbook").unwrap();
+    let e = fails(
+        dir,
+        &["ingest", dir.join("broken.xlsx").to_str().unwrap(), "--as", "x"],
+    );
+    assert!(e.contains("cannot read as a spreadsheet"), "{e}");
+    let e = fails(dir, &["sql", "select * from x"]);
+    assert!(e.contains("x"), "nothing was published: {e}");
+}

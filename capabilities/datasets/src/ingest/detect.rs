@@ -18,17 +18,22 @@ pub(super) fn format_from_name(name: &str) -> Option<Format> {
         "ndjson" | "jsonl" => Format::Ndjson,
         "json" => Format::Json,
         "parquet" | "pq" => Format::Parquet,
+        "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Format::Excel,
         _ => return None,
     })
 }
 
-/// Looks at the first bytes: `PAR1` Parquet, `[` a JSON array, `{` NDJSON, else CSV.
+/// Looks at the first bytes: `PAR1` Parquet, a zip or OLE2 container a
+/// spreadsheet, `[` a JSON array, `{` NDJSON, else CSV.
 pub(super) fn sniff(path: &Path) -> Result<Format> {
     let mut head = [0u8; 64];
     let n = std::fs::File::open(path)?.read(&mut head)?;
     let head = &head[..n];
     if head.starts_with(b"PAR1") {
         return Ok(Format::Parquet);
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) {
+        return Ok(Format::Excel);
     }
     Ok(match head.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'[') => Format::Json,

@@ -2,6 +2,7 @@
 //! written aside and published to the catalog in one transaction.
 
 mod detect;
+mod excel;
 mod publish;
 mod resolve;
 mod write;
@@ -29,6 +30,8 @@ pub enum Format {
     Ndjson,
     Json,
     Parquet,
+    /// A spreadsheet: xlsx, xlsm, xlsb, xls or ods (one sheet: `sheet`).
+    Excel,
 }
 
 #[derive(
@@ -85,6 +88,9 @@ pub struct IngestInput {
     /// Text encoding of CSV/NDJSON input (default UTF-8).
     #[serde(default)]
     pub encoding: Encoding,
+    /// The sheet of a spreadsheet to read (default: the first).
+    #[serde(default)]
+    pub sheet: Option<String>,
     /// What the data is, for people and agents (at most 2000 characters);
     /// without it, the new version keeps the previous one's.
     #[serde(default)]

@@ -1,6 +1,7 @@
 //! Polars: lazy scans of the inputs streamed into one zstd Parquet part, and scans of parts.
 
 use super::detect::sniff_delimiter;
+use super::excel;
 use super::{Format, IngestInput, Input, OnError};
 use crate::csvcheck;
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -112,6 +113,17 @@ pub(super) fn write_part(
                 .map(DataFrame::lazy),
             Format::Parquet => {
                 LazyFrame::scan_parquet(pl_path(&i.path), ScanArgsParquet::default())
+            }
+            Format::Excel => {
+                let sheet = excel::Sheet {
+                    name: input.sheet.as_deref(),
+                    header,
+                    skip_rows: input.skip_rows,
+                    nulls: &input.null,
+                };
+                // Its errors name the source and the sheet already.
+                frames.push(excel::read(&i.path, &i.label, &sheet)?.lazy());
+                continue;
             }
         }
         .map_err(|e| anyhow!("{}: cannot read as {:?}: {e}", i.label, i.format))?;
