@@ -373,7 +373,15 @@ fn spreadsheets_ingest_one_sheet_typed() {
     ok(
         dir,
         &[
-            "ingest", book, "--as", "orders", "--skip-rows", "1", "--null", "NA", "-q",
+            "ingest",
+            book,
+            "--as",
+            "orders",
+            "--skip-rows",
+            "1",
+            "--null",
+            "NA",
+            "-q",
         ],
     );
     let types = ok(
@@ -406,15 +414,34 @@ fn spreadsheets_ingest_one_sheet_typed() {
     );
     ok(
         dir,
-        &["ingest", book, "--as", "regions", "--sheet", "regions", "-q"],
+        &[
+            "ingest", book, "--as", "regions", "--sheet", "regions", "-q",
+        ],
     );
-    assert!(ok(dir, &["sql", "--format", "csv", "select name from regions where region = 'us'"]).contains("United States"));
+    assert!(ok(
+        dir,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "select name from regions where region = 'us'"
+        ]
+    )
+    .contains("United States"));
     let e = fails(dir, &["ingest", book, "--as", "x", "--sheet", "nope"]);
-    assert!(e.contains("no sheet `nope`") && e.contains("orders, regions"), "{e}");
+    assert!(
+        e.contains("no sheet `nope`") && e.contains("orders, regions"),
+        "{e}"
+    );
     std::fs::write(dir.join("broken.xlsx"), b"PK\x03\x04 not really a workbook").unwrap();
     let e = fails(
         dir,
-        &["ingest", dir.join("broken.xlsx").to_str().unwrap(), "--as", "x"],
+        &[
+            "ingest",
+            dir.join("broken.xlsx").to_str().unwrap(),
+            "--as",
+            "x",
+        ],
     );
     assert!(e.contains("cannot read as a spreadsheet"), "{e}");
     let e = fails(dir, &["sql", "select * from x"]);

@@ -183,9 +183,9 @@ fn column<'a>(
                 Column::new(name, days).cast(&DataType::Date)?
             } else {
                 // Microseconds: what DuckDB reads as TIMESTAMP.
-                let micros: Vec<Option<i64>> = millis.iter().map(|m| m.map(|ms| ms * 1000)).collect();
-                Column::new(name, micros)
-                    .cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
+                let micros: Vec<Option<i64>> =
+                    millis.iter().map(|m| m.map(|ms| ms * 1000)).collect();
+                Column::new(name, micros).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?
             }
         }
         Kind::Text | Kind::Empty => Column::new(
@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn names_are_filled_in_and_distinct() {
         let header = ["id".to_string(), String::new(), "id".to_string()];
-        assert_eq!(column_names(&header, 4), ["id", "column_2", "id_2", "column_4"]);
+        assert_eq!(
+            column_names(&header, 4),
+            ["id", "column_2", "id_2", "column_4"]
+        );
     }
 
     #[test]
