@@ -14,14 +14,6 @@ use hakiri_kernel::Context;
 /// The longest predicate accepted.
 pub const MAX_PREDICATE_CHARS: usize = 2000;
 
-/// How deep each mode's table function can rank.
-fn cap(mode: Mode) -> usize {
-    match mode {
-        Mode::Text => dataset_index::MAX_LIMIT,
-        Mode::Vector | Mode::Hybrid => 1000,
-    }
-}
-
 fn literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -63,7 +55,7 @@ pub async fn filtered(
         "SELECT {select} FROM {function}({}, {}, {}) WHERE ({predicate}) ORDER BY _score DESC LIMIT {}",
         literal(&req.dataset),
         literal(&req.query),
-        (req.limit * 10).clamp(1, cap(req.mode)),
+        (req.limit * 10).clamp(1, dataset_index::MAX_LIMIT),
         req.limit
     );
     let out = ctx

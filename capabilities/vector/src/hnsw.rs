@@ -454,7 +454,14 @@ impl Graph {
             }
             for layer in 1..=level {
                 let at = start + (layer - 1) * (1 + m);
-                if !links_ok(&self.upper[at..at + 1 + m], m) {
+                let list = &self.upper[at..at + 1 + m];
+                // A link on a layer must reach a row present on it, whose
+                // links there a search then reads.
+                if !links_ok(list, m)
+                    || list[1..=list[0] as usize]
+                        .iter()
+                        .any(|&r| (self.levels[r as usize] as usize) < layer)
+                {
                     return bad("upper layers");
                 }
             }
@@ -552,6 +559,23 @@ mod tests {
         graph.base[1] = 999;
         graph.base[0] = graph.base[0].max(1);
         assert!(graph.validate(200).unwrap_err().contains("layer 0"));
+        let mut graph = Graph::build(
+            points,
+            Params {
+                m: 4,
+                ef_construction: 20,
+                seed: 1,
+            },
+        );
+        let row = (0..200)
+            .find(|&r| graph.levels[r] >= 1 && graph.upper[graph.upper_start[r] as usize] > 0)
+            .expect("a row linked on layer 1");
+        let low = (0..200)
+            .find(|&r| graph.levels[r] == 0)
+            .expect("a layer-0 row");
+        let at = graph.upper_start[row] as usize;
+        graph.upper[at + 1] = low as u32;
+        assert!(graph.validate(200).unwrap_err().contains("upper layers"));
     }
 
     #[test]

@@ -89,6 +89,7 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("loopback not allowed",  Who::Agent, "connectors.preview", r#"{"source":"{url2}/x.csv"}"#, ToolError("allow_addresses")),
     ("S3 outside read_prefixes", Who::Agent, "datasets.ingest", r#"{"sources":["s3://any-bucket/secret.csv"],"name":"sales"}"#, ToolError("[s3-sync] read_prefixes")),
     ("huge body",             Who::Agent, "datasets.ingest", r#"{"sources":["{url}/ok/huge.csv"],"name":"sales"}"#, ToolError("max_bytes")),
+    ("spreadsheet zip bomb",  Who::Agent, "datasets.ingest", r#"{"sources":["{public}/bomb.xlsx"],"name":"sales"}"#, ToolError("expands to")),
     // WASM guests.
     ("memory bomb",           Who::Agent, "wasm.call", r#"{"module":"(module (memory 4000) (func (export \"f\")))","function":"f"}"#, ToolError("cannot instantiate")),
     ("infinite loop",         Who::Agent, "wasm.call", r#"{"module":"(module (func (export \"spin\") (loop (br 0))))","function":"spin"}"#, ToolError("out of")),
@@ -171,6 +172,22 @@ fn hakiri(home: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// A workbook of ~130 KB whose one sheet expands to 140 MB: read whole, it
+/// would hold the daemon's memory hostage.
+fn zip_bomb(path: &Path) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    zip.start_file("xl/worksheets/sheet1.xml", deflated)
+        .unwrap();
+    let zeros = vec![b'0'; 1 << 20];
+    for _ in 0..140 {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
 #[test]
 fn every_attack_is_refused_and_the_daemon_keeps_serving() {
     let home = Home::new();
@@ -186,6 +203,7 @@ fn every_attack_is_refused_and_the_daemon_keeps_serving() {
     std::fs::write(public.join("ok.csv"), "region\neu\n").unwrap();
     std::fs::write(secret.join("s.csv"), "password\nhunter2\n").unwrap();
     std::os::unix::fs::symlink(secret.join("s.csv"), public.join("link.csv")).unwrap();
+    zip_bomb(&public.join("bomb.xlsx"));
 
     let server = serve_http("127.0.0.1");
     let unreachable = TcpListener::bind(("127.0.0.2", 0)).unwrap();

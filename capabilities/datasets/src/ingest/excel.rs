@@ -12,6 +12,25 @@ use calamine::{open_workbook_auto, Data, ExcelDateTime, Reader};
 use polars::prelude::*;
 use std::path::Path;
 
+/// The most a remote caller's spreadsheet may expand to: it is read whole
+/// into memory, so a zip bomb must stop before calamine opens it.
+pub(super) const MAX_REMOTE_EXPANDED: u64 = 128 << 20;
+
+/// Refuses a zipped workbook (xlsx, xlsb, ods) whose entries declare more
+/// than `limit` bytes in all, or do not declare their sizes. An xls (OLE2)
+/// is not compressed: its file's size bounds it already.
+pub(super) fn check_expansion(path: &Path, label: &str, limit: u64) -> Result<()> {
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let Ok(archive) = ::zip::ZipArchive::new(file) else {
+        return Ok(());
+    };
+    match archive.decompressed_size() {
+        Some(n) if n <= u128::from(limit) => Ok(()),
+        Some(n) => bail!("{label} expands to {n} bytes, more than the {limit} a remote caller's spreadsheet may (a sheet is read whole); ingest it from the CLI"),
+        None => bail!("{label} does not declare how large it expands; a remote caller's spreadsheet must"),
+    }
+}
+
 /// How a sheet is read.
 pub(super) struct Sheet<'a> {
     pub name: Option<&'a str>,
@@ -132,18 +151,18 @@ fn column<'a>(
     cells: impl Iterator<Item = &'a Data> + Clone,
     nulls: &[String],
 ) -> Result<Column> {
-    let kind = cells
+    let widest = cells
         .clone()
         .fold(Kind::Empty, |k, c| widen(k, kind(c, nulls)));
     let name = PlSmallStr::from(name);
-    let is_null = |c: &Data| kind_is_empty(c, nulls);
-    Ok(match kind {
+    // Numbers, booleans and dates are never null markers (those are text).
+    Ok(match widest {
         Kind::Int => Column::new(
             name,
             cells
                 .map(|c| match c {
-                    Data::Int(i) if !is_null(c) => Some(*i),
-                    Data::Float(f) if !is_null(c) => Some(*f as i64),
+                    Data::Int(i) => Some(*i),
+                    Data::Float(f) => Some(*f as i64),
                     _ => None,
                 })
                 .collect::<Vec<Option<i64>>>(),
@@ -191,14 +210,10 @@ fn column<'a>(
         Kind::Text | Kind::Empty => Column::new(
             name,
             cells
-                .map(|c| (!is_null(c)).then(|| c.to_string()))
+                .map(|c| (kind(c, nulls) != Kind::Empty).then(|| c.to_string()))
                 .collect::<Vec<Option<String>>>(),
         ),
     })
-}
-
-fn kind_is_empty(cell: &Data, nulls: &[String]) -> bool {
-    kind(cell, nulls) == Kind::Empty
 }
 
 /// Milliseconds since 1970-01-01 of an Excel date-time (1900 or 1904 epoch).

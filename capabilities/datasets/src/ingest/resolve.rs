@@ -1,7 +1,7 @@
 //! Resolving sources: globs and directories into files, stdin and URLs copied into staging.
 
 use super::detect::{compression, format_from_name, sniff, strip_compression, Compression};
-use super::{Encoding, IngestInput, Input};
+use super::{Encoding, Format, IngestInput, Input};
 use anyhow::{bail, Context as _, Result};
 use hakiri_kernel::Context;
 use std::io::{Read, Write};
@@ -122,6 +122,9 @@ pub(super) async fn resolve(
                 Some(f) => f,
                 None => sniff(&path)?,
             };
+            if remote && format == Format::Excel {
+                super::excel::check_expansion(&path, &label, super::excel::MAX_REMOTE_EXPANDED)?;
+            }
             out.push(Input {
                 path,
                 label,
