@@ -75,9 +75,8 @@ pub fn run(ws: &Workspace, report_path: &Path, skip_build: bool, runs: usize) ->
         schema_version: 1,
         ..Report::default()
     };
-    let mut hello_ms = None;
     for profile in ws.profiles()? {
-        let result = check_profile(ws, &graph, &profile, runs, &mut hello_ms);
+        let result = check_profile(ws, &graph, &profile, runs);
         report.failures.extend(result.failures.iter().cloned());
         report.profiles.insert(profile.package.clone(), result);
     }
@@ -103,13 +102,7 @@ pub fn run(ws: &Workspace, report_path: &Path, skip_build: bool, runs: usize) ->
     Ok(report.failures.is_empty())
 }
 
-fn check_profile(
-    ws: &Workspace,
-    graph: &Graph,
-    p: &ProfileManifest,
-    runs: usize,
-    hello_ms: &mut Option<f64>,
-) -> ProfileResult {
+fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize) -> ProfileResult {
     let name = p.package.as_str();
     let budget = p
         .budget
@@ -222,19 +215,14 @@ fn check_profile(
             }
             Err(e) => r.failures.push(format!("{name} Lambda zip: {e:#}")),
         }
-        if hello_ms.is_none() {
-            match ws
-                .ship(HELLO_LAMBDA)
-                .and_then(|hello| probe::cold_starts(&hello, runs, &home))
-            {
-                Ok(t) => *hello_ms = Some(ms(probe::median(t))),
-                Err(e) => r.failures.push(format!("{HELLO_LAMBDA} cold start: {e:#}")),
-            }
-        }
-        r.hello_cold_start_ms = *hello_ms;
-        match probe::cold_starts(&bin, runs, &home) {
-            Ok(t) => {
-                let median = ms(probe::median(t));
+        // The hello-world baseline runs in turns with this profile.
+        let paired = ws
+            .ship(HELLO_LAMBDA)
+            .and_then(|hello| probe::paired_cold_starts(&bin, &hello, runs, &home));
+        match paired {
+            Ok((ours, hello)) => {
+                let median = ms(probe::median(ours));
+                r.hello_cold_start_ms = Some(ms(probe::median(hello)));
                 r.cold_start_ms = Some(median);
                 r.failures.extend(cold_start_failure(name, median, limit));
             }

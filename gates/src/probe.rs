@@ -189,6 +189,24 @@ pub fn cold_starts_with(
         .collect()
 }
 
+/// Cold starts of `bin` and of `baseline`, taken in turns (baseline, bin,
+/// baseline, …) so both see the same disk and the same neighbours: the
+/// ratio of their medians is what a run can be judged by.
+pub fn paired_cold_starts(
+    bin: &Path,
+    baseline: &Path,
+    runs: usize,
+    home: &Path,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    anyhow::ensure!(runs > 0, "cold start: 0 runs measure nothing");
+    let (mut ours, mut theirs) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        theirs.extend(cold_starts(baseline, 1, home)?);
+        ours.extend(cold_starts(bin, 1, home)?);
+    }
+    Ok((ours, theirs))
+}
+
 /// One start of `bin` as a Lambda bootstrap: exec to its first response.
 pub fn cold_start(bin: &Path, home: &Path, env: &[(&str, &str)]) -> Result<Duration> {
     let emu = Emulator::start()?;

@@ -89,6 +89,36 @@ pub fn attribute(ws: &Workspace, profile: &str) -> Result<Attribution> {
     })
 }
 
+/// Crates whose object code is in the profile's binary although its link
+/// graph (hence its SBOM and `hakiri version --deps`) does not list them.
+/// Found from the binary's own symbols and every rlib of the build, not
+/// from cargo's metadata, so it checks the SBOM against what the linker
+/// actually put in. Listed crates are asked first, then std, so a symbol
+/// several rlibs define (bundled C, std's inlined code) counts for those.
+pub fn unlisted_code(ws: &Workspace, profile: &str) -> Result<BTreeSet<String>> {
+    let symbols = sized_symbols(&ws.built(profile))?;
+    let wanted: HashSet<&[u8]> = symbols.keys().map(Vec::as_slice).collect();
+    let graph = hakiri_build::link_graph(&ws.metadata, profile).map_err(anyhow::Error::msg)?;
+    let listed = lib_packages(&ws.metadata, &graph);
+    let (mut rlibs, others): (Vec<_>, Vec<_>) =
+        rlibs_in(&ws.target_dir.join(TARGET).join("release/deps"))?
+            .into_iter()
+            .partition(|(krate, _)| listed.contains_key(krate));
+    let sysroot_libs = rlibs_in(
+        &sysroot(&ws.root)?
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("lib"),
+    )?;
+    let std_crates: HashSet<String> = sysroot_libs.iter().map(|(k, _)| k.clone()).collect();
+    rlibs.extend(sysroot_libs);
+    rlibs.extend(others);
+    Ok(definers(&rlibs, &wanted)?
+        .into_values()
+        .filter(|k| !listed.contains_key(k) && !std_crates.contains(k))
+        .collect())
+}
+
 fn largest_first(m: BTreeMap<String, u64>) -> Vec<(String, u64)> {
     let mut v: Vec<_> = m.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

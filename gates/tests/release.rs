@@ -541,6 +541,31 @@ fn each_binary_embeds_the_crates_its_sbom_lists() {
     }
 }
 
+/// The SBOM checked against what the linker put in, not only against the
+/// metadata it is made from: every crate whose code the binary holds (its
+/// symbols, looked up in every rlib of the build) is listed, and no
+/// proc-macro crate is (it runs inside the compiler and never ships).
+#[test]
+fn each_sbom_lists_every_crate_whose_code_the_binary_holds() {
+    let ws = workspace();
+    let lock = std::fs::read_to_string(ws.root.join("Cargo.lock")).unwrap();
+    for profile in ["hakiri-core", "hakiri-full", "hakiri-coord"] {
+        let unlisted = hakiri_gates::size::unlisted_code(&ws, profile).unwrap();
+        assert!(
+            unlisted.is_empty(),
+            "{profile}'s binary holds code of crates its SBOM omits: {unlisted:?}"
+        );
+        let listed = sbom::names(&sbom::cyclonedx(&ws.metadata, profile).unwrap());
+        for macro_crate in ["thiserror-impl", "serde_derive", "clap_derive"] {
+            assert!(lock.contains(&format!("name = \"{macro_crate}\"")));
+            assert!(
+                !listed.contains(macro_crate),
+                "{profile}'s SBOM lists the proc-macro {macro_crate}"
+            );
+        }
+    }
+}
+
 /// The prefetch table is the one part of a shipped binary that depends on
 /// the recording run; each tree publishes it, and writing it into a build
 /// without one (`cargo gates prefetch --apply`) gives back the released
