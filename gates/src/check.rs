@@ -221,10 +221,14 @@ fn check_profile(ws: &Workspace, graph: &Graph, p: &ProfileManifest, runs: usize
             .and_then(|hello| probe::paired_cold_starts(&bin, &hello, runs, &home));
         match paired {
             Ok((ours, hello)) => {
-                let median = ms(probe::median(ours));
-                r.hello_cold_start_ms = Some(ms(probe::median(hello)));
+                let (median, hello) = (ms(probe::median(ours)), ms(probe::median(hello)));
+                r.hello_cold_start_ms = Some(hello);
                 r.cold_start_ms = Some(median);
                 r.failures.extend(cold_start_failure(name, median, limit));
+                if let Some(max) = budget.cold_start_hello_ratio {
+                    r.failures
+                        .extend(cold_start_ratio_failure(name, median, hello, max));
+                }
             }
             Err(e) => r.failures.push(format!("{name} cold start: {e:#}")),
         }
@@ -280,6 +284,21 @@ pub fn idle_rss_failure(profile: &str, rss: u64, budget_mb: f64) -> Option<Strin
 pub fn cold_start_failure(profile: &str, median_ms: f64, limit_ms: f64) -> Option<String> {
     (median_ms > limit_ms)
         .then(|| format!("{profile} cold start {median_ms:.1} ms > {limit_ms} ms"))
+}
+
+/// A cold start more than `max` times the hello-world Lambda's of the same run.
+pub fn cold_start_ratio_failure(
+    profile: &str,
+    median_ms: f64,
+    hello_ms: f64,
+    max: f64,
+) -> Option<String> {
+    (median_ms > max * hello_ms).then(|| {
+        format!(
+            "{profile} cold start {median_ms:.1} ms is {:.1}x the hello-world Lambda's {hello_ms:.1} ms, over {max}x (profile.toml cold_start_hello_ratio)",
+            median_ms / hello_ms.max(f64::MIN_POSITIVE)
+        )
+    })
 }
 
 /// A Lambda profile whose shipped binary has no armed prefetch table.

@@ -5,7 +5,8 @@
 //! `.ci/run` builds them first).
 
 use hakiri_gates::check::{
-    check_capabilities, cold_start_failure, idle_rss_failure, lambda_zip_failure, size_failure,
+    check_capabilities, cold_start_failure, cold_start_ratio_failure, idle_rss_failure,
+    lambda_zip_failure, size_failure,
 };
 use hakiri_gates::graph::Graph;
 use hakiri_gates::workspace::{cargo_metadata, Workspace};
@@ -204,6 +205,19 @@ fn budget_below_the_real_cold_start_fails_and_zero_runs_are_refused() {
         Some(format!("hakiri-core cold start {median:.1} ms > 0.5 ms"))
     );
     assert_eq!(cold_start_failure("hakiri-core", median, 10_000.0), None);
+    // The ratio to the hello-world baseline, measured in turns.
+    let hello = built(&ws, hakiri_gates::check::HELLO_LAMBDA);
+    let (ours, theirs) = probe::paired_cold_starts(&bin, &hello, 3, home.path()).unwrap();
+    let (ours, theirs) = (
+        probe::median(ours).as_secs_f64() * 1000.0,
+        probe::median(theirs).as_secs_f64() * 1000.0,
+    );
+    let failure = cold_start_ratio_failure("hakiri-core", ours, theirs, 1.0).unwrap();
+    assert!(failure.contains("cold_start_hello_ratio"), "{failure}");
+    assert_eq!(
+        cold_start_ratio_failure("hakiri-core", ours, theirs, 1000.0),
+        None
+    );
     let err = probe::cold_starts(&bin, 0, home.path()).unwrap_err();
     assert!(format!("{err:#}").contains("0 runs"), "{err:#}");
 }

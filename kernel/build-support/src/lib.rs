@@ -155,6 +155,11 @@ pub struct ProfileBudget {
     /// Lambda cold start budget; only profiles that run as Lambda have one.
     #[serde(default)]
     pub cold_start_ms: Option<f64>,
+    /// The cold start's median over the hello-world Lambda's, both measured
+    /// in turns in the same run: what the binary's size costs at start, with
+    /// the disk's speed divided out.
+    #[serde(default)]
+    pub cold_start_hello_ratio: Option<f64>,
     /// The Lambda zip (`bootstrap`, deflate -9), in MB; AWS's own limit is 50.
     #[serde(default)]
     pub lambda_zip_mb: Option<f64>,
