@@ -247,8 +247,12 @@ async fn add(ctx: &Context, m: &ArgMatches) -> anyhow::Result<Manifest> {
         serde_json::to_vec_pretty(&manifest)?,
     )?;
     if replace && installed::dir(&data_dir, &name).exists() {
-        remove(&data_dir, &name)?;
+        // Swapped in one step; the old connector is then where staging was.
+        installed::exchange(&staging, &data_dir, &name)?;
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot delete {}", staging.display()))?;
+    } else {
+        installed::publish(&staging, &data_dir, &name)?;
     }
-    installed::publish(&staging, &data_dir, &name)?;
     Ok(manifest)
 }

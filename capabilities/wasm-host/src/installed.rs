@@ -117,6 +117,53 @@ pub fn publish(staging: &Path, data_dir: &Path, name: &str) -> anyhow::Result<()
         .with_context(|| format!("cannot move the connector into {}", target.display()))
 }
 
+/// Puts a fully written connector directory in place of the installed one
+/// `name` in one step (`renameat2` with `RENAME_EXCHANGE`): a daemon reading
+/// the directory sees the old connector or the new one, never neither. The
+/// old one ends up at `staging`, for the caller to delete.
+pub fn exchange(staging: &Path, data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let target = dir(data_dir, name);
+    swap(staging, &target)
+        .with_context(|| format!("cannot replace the connector in {}", target.display()))
+}
+
+#[cfg(target_os = "linux")]
+fn swap(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two NUL-terminated paths that live across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Without an atomic exchange: the old one aside first, then the new one in.
+#[cfg(not(target_os = "linux"))]
+fn swap(a: &Path, b: &Path) -> std::io::Result<()> {
+    let name = b.file_name().unwrap_or_default().to_string_lossy();
+    let aside = b.with_file_name(format!(".replaced-{name}-{}", std::process::id()));
+    std::fs::rename(b, &aside)?;
+    std::fs::rename(a, b)?;
+    std::fs::rename(&aside, a)
+}
+
 /// The installed connectors, re-read when the directory changes (an add or
 /// remove renames an entry, which touches it), so a running daemon sees a
 /// connector added from the CLI.

@@ -26,7 +26,23 @@ use std::sync::{Arc, OnceLock};
 pub fn main(profile: &'static Profile) -> ExitCode {
     // The start-up prefetch ran before main; this keeps it in the link.
     hakiri_prefetch::link();
+    without_huge_pages();
     run(profile, std::env::args_os().collect())
+}
+
+/// Turns transparent huge pages off for this process. mimalloc asks for
+/// them, and each first touch of a huge page zeroes 2 MiB: memory that an
+/// ingest or a query frees, the allocator returns and the next one touches
+/// again is zeroed over and over (`clear_page_erms` was 16% of a CSV
+/// ingest's CPU). Measured (README "Measured"): a 2 GB ingest 7.39 → 7.14 s
+/// and 322 → 282 MB peak; a group-by over its 20M rows 0.28 → 0.15 s and
+/// 122 → 64 MB; a coordinator idles at 12 MB instead of 30.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_THP_DISABLE) only sets a flag on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
 }
 
 /// Runs the CLI over `args` (the first is the program name).

@@ -89,6 +89,36 @@ fn the_example_connector_is_a_source_like_any_other() {
         e.contains("--replace"),
         "a second add of the same name is refused: {e}"
     );
+    // --replace swaps the new copy in one rename (RENAME_EXCHANGE): the new
+    // settings hold, and nothing is left aside.
+    ok(
+        h,
+        &[
+            "connector",
+            "add",
+            wasm,
+            "--replace",
+            "--allow-host",
+            &feed,
+            "--allow-host",
+            "example.org",
+            "--set",
+            "protocol=http",
+        ],
+    );
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(h.join("connectors/jsonfeed/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        manifest["allow_hosts"].to_string().contains("example.org"),
+        "{manifest}"
+    );
+    let left: Vec<String> = std::fs::read_dir(h.join("connectors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["jsonfeed"], "only the new copy remains");
     let listed: Value = serde_json::from_str(&ok(h, &["connector", "list", "--json"])).unwrap();
     assert_eq!(listed[0]["scheme"], "jsonfeed", "{listed}");
     assert_eq!(listed[0]["wit"], "hakiri:connector@0.1.0", "{listed}");
