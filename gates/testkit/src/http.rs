@@ -79,8 +79,20 @@ pub fn request(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    // Head and body in one write, as clients do for small bodies. A server
+    // may answer (a 401, a 413) and close without reading the body; the
+    // write then fails, and the answer is still there to read, as curl
+    // reads it.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    if let Err(e) = stream.write_all(&request) {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            return Err(e);
+        }
+    }
 
     let mut r = BufReader::new(stream);
     let status_line = line(&mut r)?;
