@@ -1,8 +1,9 @@
 """Times hakiri-core against Python duckdb and polars at several input sizes:
 python3 compare.py HAKIRI WORKDIR ROWS [ROWS ...].
 
-For each size: a generated CSV is ingested into zstd Parquet by each tool
-(whole processes, median wall time of 3, peak RSS). Then the RSS slope (MB of
+For each size: a generated CSV, flushed and read into the page cache, is
+ingested into zstd Parquet by each tool (whole processes, the tools taking
+turns, median wall time of 3, peak RSS). Then the RSS slope (MB of
 peak RSS per GB of CSV) between the smallest and largest size, and a group-by
 on the largest dataset's Parquet. One run, same machine, same data."""
 import json
@@ -33,20 +34,45 @@ def median(cmd, n=3):
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
+def interleaved(tools, n=3):
+    """Median wall time and peak RSS of each tool, running them in turns
+    (round 1: every tool, round 2: every tool, …), so that what drifts
+    during a run (writeback, the VM's neighbours) falls on all of them."""
+    results = {tool: [] for tool in tools}
+    for _ in range(n):
+        for tool, cmd in tools.items():
+            results[tool].append(run(cmd))
+    return {
+        tool: (statistics.median(r[0] for r in rs), max(r[1] for r in rs))
+        for tool, rs in results.items()
+    }
+
+
+def settle(path):
+    """Flushes the generated file to disk and reads it once, so every tool
+    starts from the page cache rather than the first one paying for the
+    generator's writeback."""
+    os.sync()
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 results = []
 for rows in sizes:
     csv = os.path.join(work, f"sales-{rows}.csv")
     subprocess.run([sys.executable, os.path.join(here, "generate.py"), csv, str(rows)], check=True)
     gb = os.path.getsize(csv) / 1e9
+    settle(csv)
     name = f"sales_{rows}"
     tools = {
         "hakiri-core": [hakiri, "ingest", csv, "--as", name, "--quiet"],
         "python duckdb": [sys.executable, "-c", f"import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv_auto('{csv}')) TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"],
         "python polars": [sys.executable, "-c", f"import polars as pl; pl.scan_csv('{csv}', try_parse_dates=True).sink_parquet('{work}/polars.parquet', compression='zstd')"],
     }
-    measured = {tool: median(cmd) for tool, cmd in tools.items()}
+    measured = interleaved(tools)
     results.append((rows, gb, measured))
-    print(f"ingest {rows} rows ({gb:.2f} GB CSV) -> zstd Parquet, median of 3:")
+    print(f"ingest {rows} rows ({gb:.2f} GB CSV) -> zstd Parquet, median of 3, tools in turns:")
     for tool, (wall, rss) in measured.items():
         print(f"  {tool:14} {wall:7.2f} s  peak RSS {rss:6.0f} MB")
     h, p = measured["hakiri-core"][0], measured["python polars"][0]
