@@ -50,13 +50,7 @@ pub fn attribute(ws: &Workspace, profile: &str) -> Result<Attribution> {
         .into_iter()
         .filter(|(krate, _)| packages.contains_key(krate))
         .collect::<Vec<_>>();
-    let sysroot_libs = rlibs_in(
-        &sysroot(&ws.root)?
-            .join("lib/rustlib")
-            .join(TARGET)
-            .join("lib"),
-    )?;
-    let std_crates: HashSet<String> = sysroot_libs.iter().map(|(k, _)| k.clone()).collect();
+    let (sysroot_libs, std_crates) = std_rlibs(ws)?;
     rlibs.extend(sysroot_libs);
     let definer = definers(&rlibs, &wanted)?;
 
@@ -104,13 +98,7 @@ pub fn unlisted_code(ws: &Workspace, profile: &str) -> Result<BTreeSet<String>> 
         rlibs_in(&ws.target_dir.join(TARGET).join("release/deps"))?
             .into_iter()
             .partition(|(krate, _)| listed.contains_key(krate));
-    let sysroot_libs = rlibs_in(
-        &sysroot(&ws.root)?
-            .join("lib/rustlib")
-            .join(TARGET)
-            .join("lib"),
-    )?;
-    let std_crates: HashSet<String> = sysroot_libs.iter().map(|(k, _)| k.clone()).collect();
+    let (sysroot_libs, std_crates) = std_rlibs(ws)?;
     rlibs.extend(sysroot_libs);
     rlibs.extend(others);
     Ok(definers(&rlibs, &wanted)?
@@ -178,8 +166,11 @@ fn unwind_bytes(path: &Path) -> Result<u64> {
         .sum())
 }
 
+/// (crate, path) of rlib files.
+type Rlibs = Vec<(String, PathBuf)>;
+
 /// `lib<crate>-<hash>.rlib` files of a directory, as (crate, path).
-fn rlibs_in(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+fn rlibs_in(dir: &Path) -> Result<Rlibs> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
@@ -232,6 +223,18 @@ fn definers(
         }
     }
     Ok(out)
+}
+
+/// std's rlibs for the target (from the toolchain's sysroot), and their crate names.
+fn std_rlibs(ws: &Workspace) -> Result<(Rlibs, HashSet<String>)> {
+    let libs = rlibs_in(
+        &sysroot(&ws.root)?
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("lib"),
+    )?;
+    let names = libs.iter().map(|(k, _)| k.clone()).collect();
+    Ok((libs, names))
 }
 
 fn sysroot(root: &Path) -> Result<PathBuf> {
