@@ -8,6 +8,7 @@ peak RSS per GB of CSV) between the smallest and largest size, and a group-by
 on the largest dataset's Parquet. One run, same machine, same data."""
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,10 +38,19 @@ def median(cmd, n=3):
 def interleaved(tools, n=3):
     """Median wall time and peak RSS of each tool, running them in turns
     (round 1: every tool, round 2: every tool, …), so that what drifts
-    during a run (writeback, the VM's neighbours) falls on all of them."""
+    during a run (writeback, the VM's neighbours) falls on all of them.
+    Each tool's previous output is deleted before its run, untimed: the
+    Python tools would otherwise truncate theirs inside the timed run and
+    write into the page cache it just freed, while hakiri, whose replaced
+    versions are retained, would write into memory the VM's balloon may
+    have handed back to the host (slower to touch again)."""
     results = {tool: [] for tool in tools}
     for _ in range(n):
-        for tool, cmd in tools.items():
+        for tool, (cmd, output) in tools.items():
+            if os.path.isdir(output):
+                shutil.rmtree(output)
+            elif os.path.exists(output):
+                os.remove(output)
             results[tool].append(run(cmd))
     return {
         tool: (statistics.median(r[0] for r in rs), max(r[1] for r in rs))
@@ -65,10 +75,11 @@ for rows in sizes:
     gb = os.path.getsize(csv) / 1e9
     settle(csv)
     name = f"sales_{rows}"
+    # (command, what it writes): hakiri's is its home, catalog included.
     tools = {
-        "hakiri-core": [hakiri, "ingest", csv, "--as", name, "--quiet"],
-        "python duckdb": [sys.executable, "-c", f"import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv_auto('{csv}')) TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"],
-        "python polars": [sys.executable, "-c", f"import polars as pl; pl.scan_csv('{csv}', try_parse_dates=True).sink_parquet('{work}/polars.parquet', compression='zstd')"],
+        "hakiri-core": ([hakiri, "ingest", csv, "--as", name, "--quiet"], env["HAKIRI_HOME"]),
+        "python duckdb": ([sys.executable, "-c", f"import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv_auto('{csv}')) TO '{work}/duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")"], f"{work}/duck.parquet"),
+        "python polars": ([sys.executable, "-c", f"import polars as pl; pl.scan_csv('{csv}', try_parse_dates=True).sink_parquet('{work}/polars.parquet', compression='zstd')"], f"{work}/polars.parquet"),
     }
     measured = interleaved(tools)
     results.append((rows, gb, measured))

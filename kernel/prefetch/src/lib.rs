@@ -56,6 +56,8 @@ static HAKIRI_PREFETCH_TABLE: Table = Table {
 };
 
 #[cfg(target_os = "linux")]
+mod entry;
+#[cfg(target_os = "linux")]
 mod start;
 
 /// Asks for the warm-up's pages (what the first query touches beyond the

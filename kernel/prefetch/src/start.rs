@@ -28,62 +28,6 @@ pub(crate) fn link() {
     std::hint::black_box(&AT_START);
 }
 
-// The entry point, in this section too. musl's `_start` (crt1) is the first
-// code of `.text`, 80 MB before everything else start-up runs; its fault
-// alone read a third window. The profiles link with `--entry hakiri_entry`
-// (`hakiri_build::profile`), which does what crt1 does: clear the frame
-// pointer, align the stack and hand argc/argv to `__libc_start_main`.
-#[cfg(all(target_arch = "x86_64", target_env = "musl"))]
-std::arch::global_asm!(
-    ".pushsection hakiri_start,\"ax\",@progbits",
-    ".globl hakiri_entry",
-    ".type hakiri_entry,@function",
-    "hakiri_entry:",
-    "xor ebp, ebp",
-    "mov rdi, rsp",
-    "and rsp, -16",
-    "call {start_c}",
-    "ud2",
-    ".size hakiri_entry, . - hakiri_entry",
-    ".popsection",
-    start_c = sym start_c,
-);
-
-#[cfg(all(target_arch = "x86_64", target_env = "musl"))]
-extern "C" {
-    fn main(
-        argc: libc::c_int,
-        argv: *mut *mut libc::c_char,
-        envp: *mut *mut libc::c_char,
-    ) -> libc::c_int;
-    fn __libc_start_main(
-        main: unsafe extern "C" fn(
-            libc::c_int,
-            *mut *mut libc::c_char,
-            *mut *mut libc::c_char,
-        ) -> libc::c_int,
-        argc: libc::c_int,
-        argv: *mut *mut libc::c_char,
-        init: usize,
-        fini: usize,
-        ldso: usize,
-    ) -> libc::c_int;
-}
-
-/// crt1's `_start_c`: `p` is the initial stack, argc then argv.
-#[cfg(all(target_arch = "x86_64", target_env = "musl"))]
-#[link_section = "hakiri_start"]
-unsafe extern "C" fn start_c(p: *mut usize) -> ! {
-    // SAFETY: the kernel's initial stack layout: argc, then argv's pointers.
-    unsafe {
-        let argc = *p as libc::c_int;
-        let argv = p.add(1).cast::<*mut libc::c_char>();
-        // musl ignores init, fini and ldso (it runs `.init_array` itself).
-        __libc_start_main(main, argc, argv, 0, 0, 0);
-        libc::_exit(127)
-    }
-}
-
 extern "C" {
     /// musl's environment, set before any constructor runs.
     static environ: *const *const u8;

@@ -314,3 +314,34 @@ fn a_closed_stdout_ends_output_quietly() {
     assert_eq!(text(&out.stderr), "", "exit {:?}", out.status);
     assert!(out.status.success(), "{:?}", out.status);
 }
+
+/// The binary is built for x86-64-v3; on an older CPU (qemu's Westmere: SSE4.2,
+/// no AVX) it says what it needs and how to build for that CPU, instead of
+/// dying of SIGILL at its first AVX2 instruction. On a CPU with AVX2 (qemu's
+/// `max`) the same check lets it run.
+#[test]
+fn an_older_cpu_is_refused_with_what_it_lacks_and_how_to_build_for_it() {
+    let qemu = hakiri_testkit::skip_unless_configured!("HAKIRI_TEST_QEMU");
+    let home = Home::new();
+    let old = hakiri_testkit::output(
+        hakiri_testkit::command(&qemu, home.path()).args(["-cpu", "Westmere", BIN, "version"]),
+        b"",
+        Duration::from_secs(60),
+    );
+    let stderr = text(&old.stderr);
+    assert_eq!(old.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs an x86-64-v3 CPU"), "{stderr}");
+    assert!(stderr.contains("target-cpu=x86-64"), "{stderr}");
+    assert!(old.stdout.is_empty(), "{}", text(&old.stdout));
+    let current = hakiri_testkit::output(
+        hakiri_testkit::command(&qemu, home.path()).args(["-cpu", "max", BIN, "version"]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert!(current.status.success(), "{}", text(&current.stderr));
+    assert!(
+        text(&current.stdout).contains("hakiri-core"),
+        "{}",
+        text(&current.stdout)
+    );
+}
