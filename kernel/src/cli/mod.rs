@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock};
 pub fn main(profile: &'static Profile) -> ExitCode {
     // The start-up prefetch ran before main; this keeps it in the link.
     hakiri_prefetch::link();
+    hakiri_memcmp::link();
     without_huge_pages();
     run(profile, std::env::args_os().collect())
 }
