@@ -24,20 +24,13 @@ unsafe fn equal_mask(a: *const u8, b: *const u8) -> u32 {
 }
 
 #[cfg(not(target_feature = "avx2"))]
-#[inline(always)]
-unsafe fn equal_mask(a: *const u8, b: *const u8) -> u32 {
-    // SAFETY (caller): 16 readable bytes at each; loads are unaligned.
-    unsafe {
-        let x = _mm_loadu_si128(a.cast());
-        let y = _mm_loadu_si128(b.cast());
-        _mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) as u32 | 0xffff_0000
-    }
-}
+use self::equal_mask16 as equal_mask;
 
-/// As [`equal_mask`], over 16 bytes: for 16 ≤ n < 32 under AVX2.
+/// As [`equal_mask`], over 16 bytes (the upper 16 bits set): the block
+/// under SSE2, and 16 ≤ n < 32 under AVX2.
 #[inline(always)]
 unsafe fn equal_mask16(a: *const u8, b: *const u8) -> u32 {
-    // SAFETY (caller): 16 readable bytes at each.
+    // SAFETY (caller): 16 readable bytes at each; loads are unaligned.
     unsafe {
         let x = _mm_loadu_si128(a.cast());
         let y = _mm_loadu_si128(b.cast());
