@@ -90,6 +90,7 @@ const ATTACKS: &[(&str, Who, &str, &str, Refusal)] = &[
     ("S3 outside read_prefixes", Who::Agent, "datasets.ingest", r#"{"sources":["s3://any-bucket/secret.csv"],"name":"sales"}"#, ToolError("[s3-sync] read_prefixes")),
     ("huge body",             Who::Agent, "datasets.ingest", r#"{"sources":["{url}/ok/huge.csv"],"name":"sales"}"#, ToolError("max_bytes")),
     ("spreadsheet zip bomb",  Who::Agent, "datasets.ingest", r#"{"sources":["{public}/bomb.xlsx"],"name":"sales"}"#, ToolError("expands to")),
+    ("zip bomb lying about its size", Who::Agent, "datasets.ingest", r#"{"sources":["{public}/liar.xlsx"],"name":"sales"}"#, ToolError("although it declares 1000")),
     // WASM guests.
     ("memory bomb",           Who::Agent, "wasm.call", r#"{"module":"(module (memory 4000) (func (export \"f\")))","function":"f"}"#, ToolError("cannot instantiate")),
     ("infinite loop",         Who::Agent, "wasm.call", r#"{"module":"(module (func (export \"spin\") (loop (br 0))))","function":"spin"}"#, ToolError("out of")),
@@ -175,10 +176,39 @@ fn hakiri(home: &Path, args: &[&str]) -> String {
 /// A workbook of ~130 KB whose one sheet expands to 140 MB: read whole, it
 /// would hold the daemon's memory hostage.
 fn zip_bomb(path: &Path) {
+    write_zip_bomb(path, true);
+}
+
+/// The same bomb whose headers claim its sheet is 1,000 bytes: the
+/// archive's word against what it inflates to.
+fn lying_zip_bomb(path: &Path) {
+    // Without zip64, each size is one field in the local and central headers.
+    write_zip_bomb(path, false);
+    let mut bytes = std::fs::read(path).unwrap();
+    let end = bytes.len() - 22;
+    assert_eq!(
+        &bytes[end..end + 4],
+        b"PK\x05\x06",
+        "end of central directory"
+    );
+    let central = u32::from_le_bytes(bytes[end + 16..end + 20].try_into().unwrap()) as usize;
+    assert_eq!(
+        &bytes[central..central + 4],
+        b"PK\x01\x02",
+        "central header"
+    );
+    assert_eq!(&bytes[..4], b"PK\x03\x04", "local header");
+    for size in [22, central + 24] {
+        bytes[size..size + 4].copy_from_slice(&1000u32.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn write_zip_bomb(path: &Path, zip64: bool) {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     let deflated = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
-        .large_file(true);
+        .large_file(zip64);
     zip.start_file("xl/worksheets/sheet1.xml", deflated)
         .unwrap();
     let zeros = vec![b'0'; 1 << 20];
@@ -204,6 +234,7 @@ fn every_attack_is_refused_and_the_daemon_keeps_serving() {
     std::fs::write(secret.join("s.csv"), "password\nhunter2\n").unwrap();
     std::os::unix::fs::symlink(secret.join("s.csv"), public.join("link.csv")).unwrap();
     zip_bomb(&public.join("bomb.xlsx"));
+    lying_zip_bomb(&public.join("liar.xlsx"));
 
     let server = serve_http("127.0.0.1");
     let unreachable = TcpListener::bind(("127.0.0.2", 0)).unwrap();

@@ -10,6 +10,7 @@
 use anyhow::{anyhow, bail, Result};
 use calamine::{open_workbook_auto, Data, ExcelDateTime, Reader};
 use polars::prelude::*;
+use std::io::Read as _;
 use std::path::Path;
 
 /// The most a remote caller's spreadsheet may expand to: it is read whole
@@ -17,18 +18,35 @@ use std::path::Path;
 pub(super) const MAX_REMOTE_EXPANDED: u64 = 128 << 20;
 
 /// Refuses a zipped workbook (xlsx, xlsb, ods) whose entries declare more
-/// than `limit` bytes in all, or do not declare their sizes. An xls (OLE2)
-/// is not compressed: its file's size bounds it already.
+/// than `limit` bytes in all, do not declare their sizes, or inflate to more
+/// than `limit` whatever they declare: a declared size is the archive's
+/// word, and the inflater (calamine's zip) does not hold an entry to it.
+/// So every entry is inflated here first, into nothing, counting, and never
+/// past `limit` + 1 bytes. An xls (OLE2) is not compressed: its file's size
+/// bounds it already.
 pub(super) fn check_expansion(path: &Path, label: &str, limit: u64) -> Result<()> {
     let file = std::io::BufReader::new(std::fs::File::open(path)?);
-    let Ok(archive) = ::zip::ZipArchive::new(file) else {
+    let Ok(mut archive) = ::zip::ZipArchive::new(file) else {
         return Ok(());
     };
-    match archive.decompressed_size() {
-        Some(n) if n <= u128::from(limit) => Ok(()),
+    let declared = match archive.decompressed_size() {
+        Some(n) if n <= u128::from(limit) => n,
         Some(n) => bail!("{label} expands to {n} bytes, more than the {limit} a remote caller's spreadsheet may (a sheet is read whole); ingest it from the CLI"),
         None => bail!("{label} does not declare how large it expands; a remote caller's spreadsheet must"),
+    };
+    let mut inflated = 0u64;
+    for i in 0..archive.len() {
+        let entry = archive
+            .by_index(i)
+            .map_err(|e| anyhow!("{label}: cannot read entry {i} of its zip archive: {e}"))?;
+        let room = limit - inflated;
+        inflated += std::io::copy(&mut entry.take(room + 1), &mut std::io::sink())
+            .map_err(|e| anyhow!("{label}: its zip archive is damaged: {e}"))?;
+        if inflated > limit {
+            bail!("{label} expands to more than {limit} bytes although it declares {declared}, more than a remote caller's spreadsheet may (a sheet is read whole); ingest it from the CLI");
+        }
     }
+    Ok(())
 }
 
 /// How a sheet is read.
