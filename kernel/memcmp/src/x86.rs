@@ -57,6 +57,15 @@ unsafe fn byte_difference(a: *const u8, b: *const u8, i: usize) -> i32 {
     unsafe { i32::from(*a.add(i)) - i32::from(*b.add(i)) }
 }
 
+/// The first difference within the block at offset `i`, given its
+/// [`equal_mask`], as `memcmp` returns it; `None` if the block is equal.
+#[inline(always)]
+unsafe fn first_difference(a: *const u8, b: *const u8, i: usize, equal: u32) -> Option<i32> {
+    // SAFETY (caller): the block at `i` lies within 0..n.
+    (equal != u32::MAX)
+        .then(|| unsafe { byte_difference(a, b, i + (!equal).trailing_zeros() as usize) })
+}
+
 /// `memcmp`: negative, zero or positive as the first differing byte of `a`
 /// is below, absent or above `b`'s.
 ///
@@ -68,30 +77,22 @@ pub unsafe fn compare(a: *const u8, b: *const u8, n: usize) -> i32 {
     unsafe {
         if n >= BLOCK {
             let mut i = 0;
-            while i + BLOCK <= n {
-                let equal = equal_mask(a.add(i), b.add(i));
-                if equal != u32::MAX {
-                    return byte_difference(a, b, i + (!equal).trailing_zeros() as usize);
+            loop {
+                if let Some(d) = first_difference(a, b, i, equal_mask(a.add(i), b.add(i))) {
+                    return d;
                 }
-                i += BLOCK;
+                if i + BLOCK == n {
+                    return 0;
+                }
+                // The last block ends at n; the bytes it shares with the
+                // previous one are equal, so its first difference is the first.
+                i = (i + BLOCK).min(n - BLOCK);
             }
-            if i == n {
-                return 0;
-            }
-            // The last block ends at n; the bytes it shares with the
-            // previous one are equal, so its first difference is the first.
-            let i = n - BLOCK;
-            let equal = equal_mask(a.add(i), b.add(i));
-            if equal != u32::MAX {
-                return byte_difference(a, b, i + (!equal).trailing_zeros() as usize);
-            }
-            return 0;
         }
         if n >= 16 {
             for i in [0, n - 16] {
-                let equal = equal_mask16(a.add(i), b.add(i));
-                if equal != u32::MAX {
-                    return byte_difference(a, b, i + (!equal).trailing_zeros() as usize);
+                if let Some(d) = first_difference(a, b, i, equal_mask16(a.add(i), b.add(i))) {
+                    return d;
                 }
             }
             return 0;
@@ -135,13 +136,15 @@ pub unsafe fn differ(a: *const u8, b: *const u8, n: usize) -> bool {
     unsafe {
         if n >= BLOCK {
             let mut i = 0;
-            while i + BLOCK <= n {
+            loop {
                 if equal_mask(a.add(i), b.add(i)) != u32::MAX {
                     return true;
                 }
-                i += BLOCK;
+                if i + BLOCK == n {
+                    return false;
+                }
+                i = (i + BLOCK).min(n - BLOCK);
             }
-            return i != n && equal_mask(a.add(n - BLOCK), b.add(n - BLOCK)) != u32::MAX;
         }
         if n >= 16 {
             return (equal_mask16(a, b) & equal_mask16(a.add(n - 16), b.add(n - 16))) != u32::MAX;

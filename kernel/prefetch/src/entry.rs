@@ -15,15 +15,7 @@
 #[cfg(all(target_arch = "x86_64", target_env = "musl", target_feature = "avx2"))]
 const CPU_TEXT: &[u8] = b"hakiri: this binary needs an x86-64-v3 CPU (AVX2, BMI1/2, FMA, LZCNT, MOVBE: Intel Haswell, AMD Excavator or later, as the default Polars build does) and this CPU lacks some of them. Build one for any x86-64 CPU from source with CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS='-C target-cpu=x86-64' (README, \"Supported CPUs\").\n";
 #[cfg(all(target_arch = "x86_64", target_env = "musl", target_feature = "avx2"))]
-static CPU_MESSAGE: [u8; CPU_TEXT.len()] = {
-    let mut out = [0; CPU_TEXT.len()];
-    let mut i = 0;
-    while i < out.len() {
-        out[i] = CPU_TEXT[i];
-        i += 1;
-    }
-    out
-};
+static CPU_MESSAGE: [u8; CPU_TEXT.len()] = *CPU_TEXT.first_chunk().unwrap();
 
 // `hakiri_check_cpu` returns if the CPU has every feature of x86-64-v3 (and
 // so of v2) and the kernel saves the AVX registers; otherwise it writes
