@@ -10,7 +10,7 @@ fn entry(name: &str, version: u64) -> DatasetEntry {
     DatasetEntry {
         name: name.to_string(),
         version,
-        location: format!("/data/{name}/v{version}"),
+        location: format!("s3://bucket/data/datasets/{name}/v{version}"),
         source: format!("{name}.csv"),
         rows: version * 10,
         bytes: version * 1000,
@@ -26,7 +26,7 @@ fn entry(name: &str, version: u64) -> DatasetEntry {
 /// lost answer, may be told it succeeded; a rival is always refused.)
 fn rival(name: &str, version: u64) -> DatasetEntry {
     DatasetEntry {
-        location: format!("/elsewhere/{name}/v{version}"),
+        location: format!("s3://elsewhere/datasets/{name}/v{version}"),
         updated: "2026-11-28T00:00:01Z".into(),
         ..entry(name, version)
     }

@@ -376,6 +376,40 @@ pub async fn authorize_dataset(ctx: &Context, name: &str, write: bool) -> Result
     ctx.authorize_resource(DATASET, name, write).await
 }
 
+/// Whether `location` can be dataset `name`'s: every layout keeps a
+/// dataset's files under a `datasets/<name>/` directory or prefix
+/// (`<home>/datasets/<name>/v3`, `s3://b/p/datasets/<name>/parts`), so the
+/// location must be an absolute path or a URL with those two segments and
+/// something below them, and no `..` segment. A catalog others can write
+/// (the coordinators') is checked with it on both ends, so an entry naming
+/// another dataset's files, or the host's, is refused whatever it says: a
+/// location becomes a directory the SQL sandbox lets queries read.
+pub fn check_location(name: &str, location: &str) -> Result<(), String> {
+    let refuse = |why: &str| {
+        Err(format!(
+            "the catalog's entry for dataset `{name}` points at {location:?}, {why}; it was refused (re-publish the dataset, or drop it)"
+        ))
+    };
+    if location.contains('\0') || location.split(['/', '\\']).any(|s| s == "..") {
+        return refuse("which climbs out of its directory");
+    }
+    let path: Vec<&str> = match location.split_once("://") {
+        Some((_, rest)) => rest.split('/').skip(1).collect(),
+        None if location.starts_with('/') => location.split('/').collect(),
+        None => return refuse("a relative path"),
+    };
+    if path
+        .windows(3)
+        .any(|w| w[0] == "datasets" && w[1] == name && !w[2].is_empty())
+    {
+        Ok(())
+    } else {
+        refuse(&format!(
+            "which is not under a `datasets/{name}/` directory"
+        ))
+    }
+}
+
 /// `url` with any password replaced by `***`, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -387,8 +421,130 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Query parameters whose values are credentials: API keys, tokens,
+/// passwords and the signatures of presigned URLs (S3, GCS, Azure SAS).
+const SECRET_PARAMS: [&str; 12] = [
+    "key",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "sig",
+    "signature",
+    "auth",
+    "credential",
+    "session",
+    "code",
+];
+
+/// `sources` (space-separated URLs or paths) as a catalog may keep them for
+/// agents to read: no user information (`user:pass@` becomes `***@`) and
+/// no value of a credential-like query parameter (`api_key`, `X-Amz-Signature`,
+/// `sig`, `token`, ... become `***`). The operator's own configuration keeps
+/// the original where a refresh needs it.
+pub fn redact_source(sources: &str) -> String {
+    sources
+        .split(' ')
+        .map(redact_one_source)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn redact_one_source(source: &str) -> String {
+    let Some(scheme_end) = source.find("://") else {
+        return source.to_string();
+    };
+    let (scheme, rest) = source.split_at(scheme_end + 3);
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let (authority, path) = before_query.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    let mut out = format!("{scheme}{authority}{path}");
+    if let Some(query) = query {
+        let (query, fragment) = match query.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (query, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if secret_param(name) => format!("{name}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+    }
+    out
+}
+
+fn secret_param(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+    lower.starts_with("x-amz-") && lower != "x-amz-date" && lower != "x-amz-expires"
+        || words.iter().any(|w| {
+            SECRET_PARAMS.contains(w) || SECRET_PARAMS.iter().any(|s| w.ends_with(s) && s.len() > 3)
+        })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn locations_belong_to_their_dataset() {
+        let ok = |l: &str| super::check_location("sales", l);
+        assert!(ok("/srv/hakiri/datasets/sales/v3").is_ok());
+        assert!(ok("s3://b/prefix/datasets/sales/parts").is_ok());
+        assert!(ok("s3://b/prefix/datasets/sales/v2.json").is_ok());
+        for bad in [
+            "/srv/hakiri/datasets/hr/v1",
+            "/srv/hakiri/datasets/sales",
+            "/srv/hakiri/datasets/sales/../hr/v1",
+            "/etc",
+            "s3://b/prefix/datasets/hr/parts",
+            "s3://datasets/sales/x",
+            "relative/datasets/sales/v1",
+        ] {
+            let e = ok(bad).unwrap_err();
+            assert!(
+                e.contains("dataset `sales`") && e.contains("refused"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn sources_keep_no_credentials() {
+        let r = super::redact_source;
+        assert_eq!(
+            r("http://alice:s3cr3t@host/data.csv?api_key=KEY123&day=2"),
+            "http://***@host/data.csv?api_key=***&day=2"
+        );
+        assert_eq!(
+            r("https://b.s3.amazonaws.com/x.csv?X-Amz-Algorithm=AWS4&X-Amz-Credential=AK%2F1&X-Amz-Date=20260101&X-Amz-Expires=60&X-Amz-Signature=abc&X-Amz-Security-Token=t"),
+            "https://b.s3.amazonaws.com/x.csv?X-Amz-Algorithm=***&X-Amz-Credential=***&X-Amz-Date=20260101&X-Amz-Expires=60&X-Amz-Signature=***&X-Amz-Security-Token=***"
+        );
+        assert_eq!(
+            r("https://acct.blob.core.windows.net/c/f.csv?sv=2022&sig=ZZZ&accessToken=q"),
+            "https://acct.blob.core.windows.net/c/f.csv?sv=2022&sig=***&accessToken=***"
+        );
+        assert_eq!(
+            r("/data/sales.csv s3://bucket/datasets/x/parts"),
+            "/data/sales.csv s3://bucket/datasets/x/parts"
+        );
+        assert_eq!(r("https://h/a@b.csv"), "https://h/a@b.csv");
+    }
+
     #[test]
     fn redacts_passwords_only() {
         assert_eq!(

@@ -45,8 +45,12 @@ async def main(mode, target, token, calls):
         async with create_mcp_http_client(headers=headers) as http:
             async with streamable_http_client(target, http_client=http) as streams:
                 return await run_session(streams, calls)
-    args = ["mcp"] + (["--token", token] if token else [])
-    params = StdioServerParameters(command=target, args=args, env=dict(os.environ))
+    # The token travels in the environment, never in argv (visible in ps).
+    env = dict(os.environ)
+    if token:
+        env["HAKIRI_TOKEN"] = token
+    args = ["mcp"] if token else ["mcp", "--trust-local"]
+    params = StdioServerParameters(command=target, args=args, env=env)
     async with stdio_client(params) as streams:
         return await run_session(streams, calls)
 

@@ -104,6 +104,9 @@ pub enum Access<'a> {
     Connect,
     /// Calling the tool with this input (`tools/list` asks with `null`).
     Call { input: &'a Value },
+    /// Whether the caller may change any resource at all through the tool
+    /// (listing a tool that only changes things; a read-only token may not).
+    Change,
     /// A named resource the running tool is about to use, such as
     /// (`dataset`, `sales`); `write` when it changes it.
     Resource {

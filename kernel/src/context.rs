@@ -89,6 +89,15 @@ impl Context {
         }
     }
 
+    /// The same kernel running tool `tool`'s operation for this caller (a CLI
+    /// command acting as that tool): resource checks ask about `tool`.
+    pub(crate) fn running(&self, tool: &str) -> Context {
+        Context {
+            tool: Some(Arc::from(tool)),
+            ..self.clone()
+        }
+    }
+
     /// The parsed section `[T::NAME]`.
     ///
     /// # Panics
@@ -157,10 +166,7 @@ impl Context {
             .into());
         };
         self.authorize(tool, &input).await?;
-        let running = Context {
-            tool: Some(Arc::from(tool)),
-            ..self.clone()
-        };
+        let running = self.running(tool);
         let call = std::panic::AssertUnwindSafe((entry.item.handler)(input, running));
         match futures::FutureExt::catch_unwind(call).await {
             Ok(outcome) => outcome,
@@ -169,6 +175,22 @@ impl Context {
                 &*panic,
             ))),
         }
+    }
+
+    /// The tools this caller may call, in name order: every one for a caller
+    /// without a token, those its token grants otherwise (`tools/list`,
+    /// `hakiri tools`).
+    pub async fn callable_tools(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        for (name, tool) in &self.registry.tools {
+            if self.caller.credential().is_none()
+                || (self.authorize(name, &Value::Null).await.is_ok()
+                    && (!tool.item.changes || self.ask(name, Access::Change).await.is_ok()))
+            {
+                names.push(name.as_str());
+            }
+        }
+        names
     }
 
     /// Asks every authorizer whether this caller may call `tool` with

@@ -33,6 +33,35 @@ pub type InstalledFn = Arc<dyn Fn(&Context) -> serde_json::Value + Send + Sync>;
 pub type LaunchRun =
     Arc<dyn Fn(Context) -> BoxFuture<'static, anyhow::Result<ExitCode>> + Send + Sync>;
 
+/// What a command does under the token its user gave (`--token`,
+/// `--token-file`, `$HAKIRI_TOKEN`). Every command declares it when it is
+/// registered, so none can run a token holder's request with the local
+/// user's rights by forgetting to check; the kernel decides before the
+/// command runs.
+#[derive(Clone, Copy)]
+pub enum Acts {
+    /// It performs tool `name`'s operation: the token must grant that tool,
+    /// and the operation's own checks (the datasets it touches) are asked
+    /// for it, exactly as when an agent calls the tool.
+    As(&'static str),
+    /// Every call it makes carries the token and is checked where it lands:
+    /// an MCP session's tool calls, requests to a coordinator's API.
+    Delegates,
+    /// An operator's command on this machine (keys, servers, cluster nodes,
+    /// maintenance): it never runs under a token.
+    Operator,
+    /// Decided by the subcommand given.
+    By(fn(&clap::ArgMatches) -> Acts),
+}
+
+/// A capability's CLI command: its arguments, how it acts under a token,
+/// and what runs it.
+pub struct CommandEntry {
+    pub command: clap::Command,
+    pub acts: Acts,
+    pub handler: CommandHandler,
+}
+
 /// Something registered by one capability.
 pub struct Owned<T> {
     pub owner: &'static Capability,
@@ -50,7 +79,7 @@ pub struct Launcher {
 pub struct Registry {
     pub capabilities: Vec<&'static Capability>,
     pub contributions: BTreeMap<&'static str, Contributions>,
-    pub commands: BTreeMap<String, Owned<(clap::Command, CommandHandler)>>,
+    pub commands: BTreeMap<String, Owned<CommandEntry>>,
     pub tools: BTreeMap<String, Owned<Tool>>,
     pub services: BTreeMap<String, Owned<ServiceStart>>,
     pub(crate) provisions: Provisions,
@@ -178,8 +207,14 @@ impl Registrar<'_> {
         self.reg.contributions.entry(self.owner.name).or_default()
     }
 
-    /// A CLI subcommand. The handler gets the subcommand's matches.
-    pub fn command<F, Fut>(&mut self, command: clap::Command, handler: F) -> Result<(), KernelError>
+    /// A CLI subcommand, and how it [`Acts`] under a token. The handler gets
+    /// the subcommand's matches.
+    pub fn command<F, Fut>(
+        &mut self,
+        command: clap::Command,
+        acts: Acts,
+        handler: F,
+    ) -> Result<(), KernelError>
     where
         F: Fn(clap::ArgMatches, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<ExitCode>> + Send + 'static,
@@ -199,7 +234,11 @@ impl Registrar<'_> {
             "command",
             &name,
             self.owner,
-            (command, handler),
+            CommandEntry {
+                command,
+                acts,
+                handler,
+            },
         )?;
         self.contributions().commands.push(name);
         Ok(())

@@ -19,6 +19,9 @@ pub struct Tool {
     pub description: String,
     /// JSON Schema of the input, generated with `schemars`.
     pub input_schema: Value,
+    /// Every call changes the resources it names (ingest, drop): a caller
+    /// who may change none (a read-only token) is not offered it.
+    pub changes: bool,
     pub handler: ToolHandler,
 }
 
@@ -53,7 +56,16 @@ impl Tool {
             name: name.to_string(),
             description: description.to_string(),
             input_schema: schemars::schema_for!(I).to_value(),
+            changes: false,
             handler,
+        }
+    }
+
+    /// Marks a tool whose every call changes what it names ([`Tool::changes`]).
+    pub fn changing(self) -> Tool {
+        Tool {
+            changes: true,
+            ..self
         }
     }
 }

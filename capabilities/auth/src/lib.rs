@@ -20,7 +20,7 @@ hakiri_kernel::capability!(register);
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<AuthConfig>()?;
     r.provide::<dyn Authorizer>("biscuit", Arc::new(policy::BiscuitAuthorizer))?;
-    r.command(cli::command(), cli::run)?;
+    r.command(cli::command(), hakiri_kernel::Acts::Operator, cli::run)?;
     r.tool(Tool::typed(
         "auth.verify",
         "Verify a base64 biscuit token against a root public key and list its facts",

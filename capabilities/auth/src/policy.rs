@@ -65,6 +65,7 @@ pub fn decide(ctx: &Context, token: &str, tool: &str, access: Access<'_>) -> Res
     let (kind, name, write) = match access {
         Access::Resource { kind, name, write } => (kind, name, write),
         Access::Connect => return Err("the token is not accepted".into()),
+        Access::Change => return Err("the token grants no writes (read-only)".into()),
         Access::Call { .. } => return Err(format!("token does not grant tool `{tool}`")),
     };
     let null = serde_json::Value::Null;
@@ -91,6 +92,10 @@ fn evaluate(biscuit: &Biscuit, tool: &str, access: Access<'_>) -> Result<usize, 
     builder = match access {
         Access::Connect => builder.code("allow if true;")?,
         Access::Call { .. } => builder.code("allow if tool($t), tool_ok($t);")?,
+        // Attenuation's `reject if operation("write")` applies here too.
+        Access::Change => builder
+            .fact(fact("operation", &[string("write")]))?
+            .code("allow if tool($t), tool_ok($t), grant($k, $n, \"write\");")?,
         Access::Resource { kind, name, write } => {
             let op = if write { "write" } else { "read" };
             builder = builder

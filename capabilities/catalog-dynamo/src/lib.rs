@@ -44,6 +44,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .about("Create the DynamoDB table a dynamodb://TABLE catalog URL names")
                     .arg(clap::Arg::new("url").required(true)),
             ),
+        hakiri_kernel::Acts::Operator,
         |m, ctx| async move {
             let url = m
                 .subcommand_matches("init")

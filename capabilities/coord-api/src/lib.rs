@@ -57,6 +57,9 @@ pub struct CoordApiConfig {
     pub auth: FrontDoor,
     /// Requests served at once; more get 503 until one finishes.
     pub max_concurrent_requests: usize,
+    /// Host names clients may reach the API by, besides IP addresses
+    /// (DNS-rebinding protection); add the name daemons dial.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Section for CoordApiConfig {
@@ -69,6 +72,7 @@ impl Default for CoordApiConfig {
             listen: "127.0.0.1:7979".into(),
             auth: FrontDoor::Token,
             max_concurrent_requests: 64,
+            allowed_hosts: hakiri_kernel::hosts::loopback_hosts(),
         }
     }
 }
@@ -82,10 +86,9 @@ pub(crate) struct Api {
 
 /// The API's routes.
 pub fn router(ctx: Context) -> Router {
-    let cap = ctx
-        .section::<CoordApiConfig>()
-        .max_concurrent_requests
-        .max(1);
+    let config = ctx.section::<CoordApiConfig>();
+    let cap = config.max_concurrent_requests.max(1);
+    let hosts = Arc::new(config.allowed_hosts.clone());
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::document))
@@ -110,6 +113,24 @@ pub fn router(ctx: Context) -> Router {
             ctx,
             in_flight: Arc::new(Semaphore::new(cap)),
         })
+        .layer(axum::middleware::from_fn_with_state(hosts, known_host))
+}
+
+/// Refuses a request naming a host this API does not answer to (a page
+/// whose DNS name was rebound to the API's address), before anything else.
+async fn known_host(
+    State(hosts): State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    match hakiri_kernel::hosts::check_host(host, &hosts, true, "coord-api") {
+        Ok(()) => next.run(request).await,
+        Err(why) => error(StatusCode::MISDIRECTED_REQUEST, why),
+    }
 }
 
 async fn health(State(Api { ctx, .. }): State<Api>) -> Json<Value> {

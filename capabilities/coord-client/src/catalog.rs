@@ -42,13 +42,23 @@ fn key(name: &str) -> String {
     format!("{PREFIX}{name}")
 }
 
+/// The entry stored under dataset `name`'s key, if it is one this daemon
+/// may serve: anyone holding a coordinator token could have written it, so
+/// its name must be the key's and its files that dataset's own.
 fn decode(name: &str, kv: &Value) -> anyhow::Result<DatasetEntry> {
     let text = kv["value"].as_str().unwrap_or_default();
-    serde_json::from_str(text).map_err(|e| {
+    let entry: DatasetEntry = serde_json::from_str(text).map_err(|e| {
         anyhow::anyhow!(
             "the coordinators' entry for dataset `{name}` is unreadable ({e}); drop it with `hakiri drop {name}`"
         )
-    })
+    })?;
+    anyhow::ensure!(
+        entry.name == name,
+        "the coordinators' entry for dataset `{name}` names dataset `{}`; it was refused (drop it with `hakiri drop {name}`)",
+        entry.name
+    );
+    hakiri_data_api::check_location(name, &entry.location).map_err(anyhow::Error::msg)?;
+    Ok(entry)
 }
 
 impl CoordCatalog {
@@ -69,7 +79,11 @@ impl Catalog for CoordCatalog {
         Box::pin(async move {
             let mut out = Vec::new();
             for (k, kv) in self.coords.list(PREFIX).await? {
-                out.push(decode(&k[PREFIX.len()..], &kv)?);
+                // One forged entry must not hide every other dataset.
+                match decode(&k[PREFIX.len()..], &kv) {
+                    Ok(entry) => out.push(entry),
+                    Err(e) => eprintln!("hakiri: warning: {e:#}"),
+                }
             }
             Ok(out)
         })

@@ -17,7 +17,7 @@ use cli::{ingest_command, print_describe, print_list, run_ingest};
 use hakiri_data_api::{
     authorize_dataset, open_catalog, CatalogConfig, DatasetEntry, DatasetStatus,
 };
-use hakiri_kernel::{CheckOutcome, Context, KernelError, Registrar, Tool};
+use hakiri_kernel::{Acts, CheckOutcome, Context, KernelError, Registrar, Tool};
 use ingest::{Encoding, IngestInput, Mode, OnError};
 use polars::prelude::*;
 use schemars::JsonSchema;
@@ -68,19 +68,13 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             authorize_dataset(&ctx, &input.name, true).await?;
             Ok(ingest::ingest(&ctx, input, indicatif::ProgressBar::hidden()).await?)
         },
-    ))?;
+    ).changing())?;
     r.tool(Tool::typed(
         "datasets.list",
         "List the datasets this token may read: {\"datasets\": [...]}, each with name, its description when it has one, rows, size, columns, version, source, updated, and what other capabilities know of it (its text and vector indexes, its refresh schedule). Start here, then datasets.describe or datasets.sample one.",
         |_: NoInput, ctx| async move {
-            let mut visible = Vec::new();
-            for entry in list(&ctx).await? {
-                if authorize_dataset(&ctx, &entry.name, false).await.is_ok() {
-                    visible.push(entry);
-                }
-            }
             // An object, not a bare list: MCP's structured content must be one.
-            Ok(serde_json::json!({ "datasets": annotated(&ctx, &visible)? }))
+            Ok(serde_json::json!({ "datasets": annotated(&ctx, &list(&ctx).await?)? }))
         },
     ))?;
     r.tool(Tool::typed(
@@ -104,18 +98,23 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             Ok(serde_json::json!({"name": d.name, "version": d.version, "rows": rows, "truncated": truncated}))
         },
     ))?;
-    r.tool(Tool::typed(
-        "datasets.drop",
-        "Remove a dataset and its files",
-        |input: NameInput, ctx| async move {
-            authorize_dataset(&ctx, &input.name, true).await?;
-            drop_dataset(&ctx, &input.name).await?;
-            Ok(serde_json::json!({"dropped": input.name}))
-        },
-    ))?;
-    r.command(ingest_command(), |m, ctx| async move {
-        run_ingest(&m, &ctx).await
-    })?;
+    r.tool(
+        Tool::typed(
+            "datasets.drop",
+            "Remove a dataset and its files",
+            |input: NameInput, ctx| async move {
+                authorize_dataset(&ctx, &input.name, true).await?;
+                drop_dataset(&ctx, &input.name).await?;
+                Ok(serde_json::json!({"dropped": input.name}))
+            },
+        )
+        .changing(),
+    )?;
+    r.command(
+        ingest_command(),
+        Acts::As("datasets.ingest"),
+        |m, ctx| async move { run_ingest(&m, &ctx).await },
+    )?;
     r.command(
         Command::new("datasets").about("List datasets").arg(
             Arg::new("json")
@@ -123,6 +122,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                 .action(ArgAction::SetTrue)
                 .help("Print JSON"),
         ),
+        Acts::As("datasets.list"),
         |m, ctx| async move {
             let all = annotated(&ctx, &list(&ctx).await?)?;
             if m.get_flag("json") {
@@ -149,6 +149,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .action(ArgAction::SetTrue)
                     .help("Print JSON"),
             ),
+        Acts::As("datasets.describe"),
         |m, ctx| async move {
             let name = m.get_one::<String>("name").cloned().unwrap_or_default();
             if let Some(text) = m.get_one::<String>("set-description") {
@@ -174,6 +175,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .long("retain")
                     .help("Keep versions replaced less than this long ago (default: [datasets] retain_for), e.g. 0s"),
             ),
+        Acts::Operator,
         |m, ctx| async move {
             let mut retention = ctx.section::<config::DatasetsConfig>().retention();
             if let Some(text) = m.get_one::<String>("retain") {
@@ -203,6 +205,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         Command::new("drop")
             .about("Remove a dataset and its files")
             .arg(Arg::new("name").required(true)),
+        Acts::As("datasets.drop"),
         |m, ctx| async move {
             let name = m.get_one::<String>("name").cloned().unwrap_or_default();
             drop_dataset(&ctx, &name).await?;
@@ -217,8 +220,15 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     Ok(())
 }
 
+/// The datasets this caller may read (every one, for the local user).
 async fn list(ctx: &Context) -> Result<Vec<DatasetEntry>> {
-    open_catalog(ctx).await?.list().await
+    let mut visible = Vec::new();
+    for entry in open_catalog(ctx).await?.list().await? {
+        if authorize_dataset(ctx, &entry.name, false).await.is_ok() {
+            visible.push(entry);
+        }
+    }
+    Ok(visible)
 }
 
 /// Each entry as JSON plus what other capabilities know about it (e.g.
@@ -238,13 +248,16 @@ fn annotated(ctx: &Context, entries: &[DatasetEntry]) -> Result<Vec<serde_json::
     Ok(out)
 }
 
-/// The dataset, or an error naming the nearest known one.
+/// The dataset, if the caller may read it, or an error naming the nearest
+/// known one.
 async fn find(ctx: &Context, name: &str) -> Result<DatasetEntry> {
+    authorize_dataset(ctx, name, false).await?;
     let catalog = open_catalog(ctx).await?;
     if let Some(d) = catalog.get(name).await? {
         return Ok(d);
     }
-    let all = catalog.list().await?;
+    // Suggest only names this caller may see.
+    let all = list(ctx).await?;
     bail!(
         "no dataset `{name}`{}; `hakiri datasets` lists them",
         store::suggestion(name, all.iter().map(|d| d.name.as_str()))
@@ -253,6 +266,7 @@ async fn find(ctx: &Context, name: &str) -> Result<DatasetEntry> {
 
 async fn drop_dataset(ctx: &Context, name: &str) -> Result<()> {
     store::validate_name(name)?;
+    authorize_dataset(ctx, name, true).await?;
     let data_dir = ctx.config.data_dir.clone();
     let _lock = store::WriteLock::acquire(&data_dir, name)?;
     find(ctx, name).await?;

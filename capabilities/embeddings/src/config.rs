@@ -40,6 +40,10 @@ pub struct EmbeddingsConfig {
     /// `embeddings.embed`; `none`: open, loopback only.
     #[serde(default)]
     pub auth: hakiri_kernel::FrontDoor,
+    /// Host names clients may reach `listen` by, besides IP addresses
+    /// (DNS-rebinding protection).
+    #[serde(default = "hakiri_kernel::hosts::loopback_hosts")]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn local() -> String {
@@ -60,6 +64,7 @@ impl Default for EmbeddingsConfig {
             retries: None,
             listen: None,
             auth: hakiri_kernel::FrontDoor::Token,
+            allowed_hosts: hakiri_kernel::hosts::loopback_hosts(),
         }
     }
 }

@@ -25,7 +25,11 @@ hakiri_kernel::capability!(register);
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<EmbeddingsConfig>()?;
     r.provide::<dyn Embedder>(CONFIGURED_EMBEDDER, Arc::new(Configured))?;
-    r.command(embed_command(), run_embed)?;
+    r.command(
+        embed_command(),
+        hakiri_kernel::Acts::By(embed_acts),
+        run_embed,
+    )?;
     r.tool(Tool::typed(
         "embeddings.embed",
         "Embed up to 256 texts with this daemon's sentence-embedding model ([embeddings]): returns the model, the dimension and one vector per text (unit-length for the local model, so a dot product is the cosine similarity).",
@@ -172,6 +176,14 @@ fn embed_command() -> Command {
                 .arg(Arg::new("texts").required(true).num_args(1..))
                 .arg(Arg::new("model").long("model").help("The model (default: [embeddings] model)")),
         )
+}
+
+/// `embed text` embeds as the tool does; `embed init` installs a model.
+fn embed_acts(m: &ArgMatches) -> hakiri_kernel::Acts {
+    match m.subcommand_name() {
+        Some("text") => hakiri_kernel::Acts::As("embeddings.embed"),
+        _ => hakiri_kernel::Acts::Operator,
+    }
 }
 
 async fn run_embed(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {

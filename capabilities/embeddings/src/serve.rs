@@ -4,7 +4,9 @@
 //! `[embeddings] listen` is set; behind the same front door as MCP (a bearer
 //! token, or `auth = "none"` on loopback only), and every request goes
 //! through the `embeddings.embed` tool, so a token must grant that tool and
-//! its bounds apply.
+//! its bounds apply. A request must name a known `Host` (DNS rebinding)
+//! and send JSON as `application/json`: a web page can post `text/plain`
+//! to any address without asking first, never `application/json`.
 
 use crate::config::EmbeddingsConfig;
 use axum::extract::{DefaultBodyLimit, State};
@@ -93,6 +95,27 @@ async fn embeddings(
         credential,
     };
     let door = ctx.section::<EmbeddingsConfig>().auth;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let hosts = &ctx.section::<EmbeddingsConfig>().allowed_hosts;
+    if let Err(why) = hakiri_kernel::hosts::check_host(host, hosts, true, "embeddings") {
+        return error(StatusCode::MISDIRECTED_REQUEST, why);
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    if !json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request body as JSON with `Content-Type: application/json`".into(),
+        );
+    }
     let ctx = match door.admit(&ctx, caller).await {
         Ok(ctx) => ctx,
         Err(reason) => return error(StatusCode::UNAUTHORIZED, reason),

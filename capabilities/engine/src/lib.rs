@@ -96,6 +96,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .value_parser(clap::value_parser!(PathBuf))
                     .help("Write to a file instead of stdout"),
             ),
+        hakiri_kernel::Acts::As("engine.query"),
         |m, ctx| async move {
             let sql = m.get_one::<String>("query").cloned().unwrap_or_default();
             // Absolute, as the sandbox's one writable path must be.
@@ -120,16 +121,24 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
             for w in datasets.iter().filter_map(|v| v.warning.as_ref()) {
                 eprintln!("hakiri: warning: {w}");
             }
-            tokio::task::spawn_blocking(move || {
-                let conn = connect_with(&ctx, &datasets, output.as_deref())?;
-                ensure_read_only(&conn, &sql)?;
-                let timeout = ctx.section::<EngineConfig>().query_timeout();
+            let run = ctx.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let conn = connect_with(&run, &datasets, output.as_deref())?;
+                vet(&run, &conn, &datasets, &sql)?;
+                let timeout = run.section::<EngineConfig>().query_timeout();
                 sandbox::with_timeout(&conn, timeout, || {
                     output::write(&conn, &sql, format, output.as_deref())
                 })
-                .map_err(|e| search_sql::elsewhere(&ctx, e))
+                .map_err(|e| search_sql::elsewhere(&run, e))
             })
-            .await??;
+            .await?;
+            // Under a token, an ungranted table is "not granted", as for agents.
+            if let Err(e) = outcome {
+                return Err(match not_granted(&ctx, &e).await {
+                    Some(denied) => denied.into(),
+                    None => e,
+                });
+            }
             Ok(ExitCode::SUCCESS)
         },
     )?;
@@ -176,8 +185,9 @@ struct QueryOutput {
     warnings: Vec<String>,
 }
 
-/// An in-memory DuckDB connection configured from `[engine]`.
-pub fn connect(ctx: &Context) -> anyhow::Result<Connection> {
+/// An in-memory DuckDB connection configured from `[engine]`, with a spill
+/// directory of its own that goes when it does.
+pub fn connect(ctx: &Context) -> anyhow::Result<Session> {
     // A shipped binary's first query touches ~10 MB of it: ask for them at once.
     hakiri_prefetch::warm_up();
     let cfg = ctx.section::<EngineConfig>();
@@ -190,13 +200,43 @@ pub fn connect(ctx: &Context) -> anyhow::Result<Connection> {
             .max_memory(m)
             .with_context(|| format!("[engine] memory_limit `{m}`"))?;
     }
-    // Work that outgrows memory_limit spills here, under the home, not into
-    // the current directory (DuckDB's default for in-memory databases).
-    let spill = ctx.config.data_dir.join("tmp").join("duckdb");
-    if std::fs::create_dir_all(&spill).is_ok() {
-        config = config.with("temp_directory", spill.display().to_string())?;
+    let scratch = scratch(&ctx.config.data_dir);
+    if let Some(dir) = &scratch {
+        config = config.with("temp_directory", dir.path().display().to_string())?;
     }
-    Ok(Connection::open_in_memory_with_flags(config)?)
+    Ok(Session {
+        conn: Connection::open_in_memory_with_flags(config)?,
+        _scratch: scratch,
+    })
+}
+
+/// Where one query spills what outgrows `memory_limit`: under the home (not
+/// the current directory, DuckDB's default for in-memory databases), in a
+/// directory of its own, readable by this user only, with an unguessable
+/// name, removed with the query. DuckDB lets a query read its own temporary
+/// directory, so a shared one would hand each caller the others' spilled
+/// rows. `None` when it cannot be made: the query then cannot spill.
+fn scratch(data_dir: &std::path::Path) -> Option<tempfile::TempDir> {
+    let parent = data_dir.join("tmp").join("duckdb");
+    std::fs::create_dir_all(&parent).ok()?;
+    let mut dir = tempfile::Builder::new();
+    dir.prefix("q-").rand_bytes(24);
+    #[cfg(unix)]
+    dir.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    dir.tempdir_in(parent).ok()
+}
+
+/// A connection and its spill directory; the connection closes first.
+pub struct Session {
+    conn: Connection,
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Session {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
 }
 
 fn quote_ident(s: &str) -> String {
@@ -210,7 +250,7 @@ fn connect_with(
     ctx: &Context,
     views: &[View],
     writable: Option<&std::path::Path>,
-) -> anyhow::Result<Connection> {
+) -> anyhow::Result<Session> {
     let conn = connect(ctx)?;
     let mut readable = Vec::new();
     for View {
@@ -243,6 +283,17 @@ fn connect_with(
     Ok(conn)
 }
 
+/// One read-only statement; for anyone but the local user without a token,
+/// one that names only the views ([`sandbox::ensure_allowed`]).
+fn vet(ctx: &Context, conn: &Connection, views: &[View], sql: &str) -> anyhow::Result<()> {
+    let trusted = matches!(
+        ctx.caller(),
+        hakiri_kernel::Caller::Local { credential: None }
+    );
+    let names: Vec<&str> = views.iter().map(|v| v.name.as_str()).collect();
+    sandbox::ensure_allowed(conn, sql, trusted, &names)
+}
+
 /// DuckDB's own message (with its LINE/caret position), without the FFI code suffix.
 pub fn duck(e: duckdb::Error) -> anyhow::Error {
     match e {
@@ -258,7 +309,7 @@ fn query_json(
     limit: usize,
 ) -> anyhow::Result<QueryOutput> {
     let conn = connect_with(ctx, views, None)?;
-    ensure_read_only(&conn, sql)?;
+    vet(ctx, &conn, views, sql)?;
     let cfg = ctx.section::<EngineConfig>();
     let max_bytes = cfg.max_result_bytes.unwrap_or(16 << 20);
     let mut out = sandbox::with_timeout(&conn, cfg.query_timeout(), || {

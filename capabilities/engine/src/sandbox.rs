@@ -3,7 +3,10 @@
 //! CLI user's `--output`, that one file). External access is off, extensions
 //! are neither installed nor loaded on demand, and the configuration is
 //! locked so no `SET` gives any of it back. On top of that, the statement
-//! itself must be one read-only statement, as DuckDB's parser sees it.
+//! itself must be one read-only statement, as DuckDB's parser sees it, and
+//! a caller other than the local user may name only the datasets' views:
+//! nothing that reveals the host's paths or settings, reads files by path,
+//! or runs SQL text the parser did not see.
 
 use anyhow::bail;
 use duckdb::Connection;
@@ -50,8 +53,13 @@ pub(crate) fn lock_down(
 /// Text it cannot parse is refused with the parser's error, never passed on.
 /// `EXPLAIN [ANALYZE] x` is as safe as `x`.
 pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
+    read_only_statement(conn, sql).map(drop)
+}
+
+/// [`ensure_read_only`], returning the statement as DuckDB's parser saw it.
+fn read_only_statement(conn: &Connection, sql: &str) -> anyhow::Result<serde_json::Value> {
     if let Some(rest) = strip_word(sql, "explain") {
-        return ensure_read_only(conn, &strip_word(&rest, "analyze").unwrap_or(rest));
+        return read_only_statement(conn, &strip_word(&rest, "analyze").unwrap_or(rest));
     }
     let serialized: String = conn
         .query_row("SELECT json_serialize_sql(?)", [sql], |r| r.get(0))
@@ -72,7 +80,96 @@ pub fn ensure_read_only(conn: &Connection, sql: &str) -> anyhow::Result<()> {
     if statements != 1 {
         bail!("queries are read-only and one statement at a time; this text holds {statements}: send each SELECT on its own");
     }
+    Ok(v)
+}
+
+/// Functions and catalog tables a caller other than the local user may not
+/// name: they reveal host paths and settings (the datasets' directories, the
+/// spill directory, the allowed directories), read files by path, or run SQL
+/// text the parser never saw. Views over the datasets are how such a caller
+/// reads data.
+const HIDDEN_PREFIXES: [&str; 3] = ["duckdb_", "pragma_", "sqlite_"];
+const HIDDEN: [&str; 31] = [
+    "current_setting",
+    "getvariable",
+    "getenv",
+    "which_secret",
+    "query",
+    "query_table",
+    "json_execute_serialized_sql",
+    "read_blob",
+    "read_text",
+    "glob",
+    "read_parquet",
+    "parquet_scan",
+    "parquet_metadata",
+    "parquet_schema",
+    "parquet_file_metadata",
+    "parquet_kv_metadata",
+    "parquet_bloom_probe",
+    "read_csv",
+    "read_csv_auto",
+    "sniff_csv",
+    "read_json",
+    "read_json_auto",
+    "read_json_objects",
+    "read_json_objects_auto",
+    "read_ndjson",
+    "read_ndjson_auto",
+    "read_ndjson_objects",
+    "read_ndjson_objects_auto",
+    "views",
+    "pg_views",
+    "iceberg_scan",
+];
+const HIDDEN_SCHEMAS: [&str; 1] = ["pg_catalog"];
+
+/// [`ensure_read_only`], and for a caller other than the local user
+/// (`trusted` false) none of the names above, except the views in `views`.
+pub(crate) fn ensure_allowed(
+    conn: &Connection,
+    sql: &str,
+    trusted: bool,
+    views: &[&str],
+) -> anyhow::Result<()> {
+    let statement = read_only_statement(conn, sql)?;
+    if trusted {
+        return Ok(());
+    }
+    let mut named = Vec::new();
+    names(&statement, &mut named);
+    for name in named {
+        let lower = name.to_ascii_lowercase();
+        if views.iter().any(|v| v.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        if HIDDEN.contains(&lower.as_str())
+            || HIDDEN_SCHEMAS.contains(&lower.as_str())
+            || HIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
+            bail!(
+                "`{name}` is not available to agents and tokens: it reveals the host's files or settings; \
+                 read the datasets by their names (datasets.list lists them)"
+            );
+        }
+    }
     Ok(())
+}
+
+/// Every function, table and schema name in a parsed statement.
+fn names(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for key in ["function_name", "table_name", "schema_name"] {
+                if let Some(serde_json::Value::String(n)) = map.get(key) {
+                    out.push(n.clone());
+                }
+            }
+            map.values().for_each(|x| names(x, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|x| names(x, out)),
+        _ => {}
+    }
 }
 
 /// The tables `sql` names, as written (DuckDB matches them ignoring case),

@@ -31,6 +31,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.launcher(|| std::env::var_os(RUNTIME_API).is_some(), run);
     r.command(
         clap::Command::new("lambda").about("Serve invocations from the AWS Lambda Runtime API (the default when AWS_LAMBDA_RUNTIME_API is set)"),
+        hakiri_kernel::Acts::Operator,
         |_m, ctx| run(ctx),
     )?;
     r.check(|_ctx| async { tokio::task::spawn_blocking(self_check).await? });

@@ -67,8 +67,14 @@ impl Default for McpConfig {
 fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<McpConfig>()?;
     r.command(
-        clap::Command::new("mcp").about("Serve MCP over stdio"),
-        |_matches, ctx| serve_stdio(ctx),
+        clap::Command::new("mcp").about("Serve MCP over stdio").arg(
+            clap::Arg::new("trust-local")
+                .long("trust-local")
+                .action(clap::ArgAction::SetTrue)
+                .help("Give an agent without a token your own rights (every tool, every dataset); otherwise it needs --token-file or $HAKIRI_TOKEN"),
+        ),
+        hakiri_kernel::Acts::Delegates,
+        |m, ctx| serve_stdio(ctx, m.get_flag("trust-local")),
     )?;
     r.service("mcp", serve_http)?;
     r.check(self_check);

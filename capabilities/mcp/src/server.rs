@@ -111,12 +111,13 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let ctx = self.caller_context(&context);
-        let mut granted = Vec::with_capacity(self.tools.len());
-        for tool in self.tools.iter() {
-            if ctx.authorize(&tool.name, &Value::Null).await.is_ok() {
-                granted.push(tool.clone());
-            }
-        }
+        let callable = ctx.callable_tools().await;
+        let granted = self
+            .tools
+            .iter()
+            .filter(|t| callable.contains(&t.name.as_ref()))
+            .cloned()
+            .collect();
         Ok(ListToolsResult::with_all_items(granted))
     }
 

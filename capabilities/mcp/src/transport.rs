@@ -13,9 +13,17 @@ use std::sync::Arc;
 
 /// `hakiri mcp`: serves one client over stdin/stdout until it disconnects.
 /// Nothing else may write to stdout meanwhile; diagnostics go to stderr.
-pub(crate) async fn serve_stdio(ctx: Context) -> anyhow::Result<ExitCode> {
-    // The local user's own process; `--token` (or HAKIRI_TOKEN) restricts it.
+pub(crate) async fn serve_stdio(ctx: Context, trust_local: bool) -> anyhow::Result<ExitCode> {
+    // An agent is not trusted by default, even one the local user started:
+    // it acts with a token's rights, or with the user's own only when the
+    // user says so.
     let credential = ctx.caller().credential().cloned();
+    if credential.is_none() && !trust_local {
+        anyhow::bail!(
+            "MCP over stdio needs a token for its agent (--token-file FILE or $HAKIRI_TOKEN; mint one with \
+             `hakiri auth token`), or --trust-local to give the agent your own rights on every tool and dataset"
+        );
+    }
     let ctx = ctx.with_caller(Caller::Agent {
         transport: "mcp-stdio",
         session: None,

@@ -82,6 +82,15 @@ pub fn command() -> Command {
         ))
 }
 
+/// `status` and `remove` send the token to the coordinator API, which
+/// checks it; `init` and `join` run a node of this machine.
+pub fn acts(m: &ArgMatches) -> hakiri_kernel::Acts {
+    match m.subcommand_name() {
+        Some("status" | "remove") => hakiri_kernel::Acts::Delegates,
+        _ => hakiri_kernel::Acts::Operator,
+    }
+}
+
 pub async fn run(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {
     match m.subcommand() {
         Some(("init", m)) => serve_as(&ctx, m, None).await,

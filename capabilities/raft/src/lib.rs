@@ -56,17 +56,17 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<RaftConfig>()?;
     r.state(RunningNode::default())?;
     tools::register(r)?;
-    r.command(cli::command(), cli::run)?;
+    r.command(cli::command(), hakiri_kernel::Acts::By(cli::acts), cli::run)?;
     r.service("raft", serve)?;
     r.check(self_check);
     Ok(())
 }
 
 /// Opens the node's store and starts its Raft instance (not yet serving peers).
-async fn open_node(config: &RaftConfig, dir: &Path) -> anyhow::Result<Arc<Node>> {
+async fn open_node(config: &RaftConfig, dir: &Path, secret: &str) -> anyhow::Result<Arc<Node>> {
     let openraft = config.openraft().map_err(anyhow::Error::msg)?;
     let (log, machine) = store::open(dir, &config.cluster, config.node_id)?;
-    let peers = network::peer_client(&config.cluster, config.secret().as_deref());
+    let peers = network::peer_client(&config.cluster, secret);
     let raft = Raft::new(
         config.node_id,
         openraft,
@@ -157,13 +157,6 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
             anyhow::anyhow!("cannot listen on {}: {e}; set [raft] listen", config.listen)
         })?;
     let addr = listener.local_addr()?;
-    let secret = config.secret();
-    if secret.is_none() && !addr.ip().is_loopback() {
-        anyhow::bail!(
-            "[raft] listens on {addr} beyond loopback without a cluster secret; set {} to the same secret on every node",
-            config.secret_env
-        );
-    }
     let dir = config
         .data_dir
         .clone()
@@ -172,8 +165,10 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
         .advertise
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let node = open_node(&config, &dir).await?;
-    let app = peer::router(node.clone(), config.cluster.clone(), secret);
+    let secret = config.cluster_secret(&dir)?;
+    let node = open_node(&config, &dir, &secret).await?;
+    let hosts = config.peer_hosts(&advertised);
+    let app = peer::router(node.clone(), config.cluster.clone(), secret, hosts);
     let peer_shutdown = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -209,15 +204,18 @@ async fn serve(ctx: Context, shutdown: Shutdown) -> anyhow::Result<RunningServic
 /// tasks let go of it shortly after `shutdown` returns.
 async fn reopen(config: &RaftConfig, dir: &Path) -> anyhow::Result<Arc<Node>> {
     for _ in 0..100 {
-        match open_node(config, dir).await {
+        match open_node(config, dir, SCRATCH_SECRET).await {
             Err(e) if matches!(e.downcast_ref(), Some(StoreError::InUse { .. })) => {
                 tokio::time::sleep(Duration::from_millis(20)).await
             }
             other => return other,
         }
     }
-    open_node(config, dir).await
+    open_node(config, dir, SCRATCH_SECRET).await
 }
+
+/// The self-check's one-node cluster never serves peers.
+const SCRATCH_SECRET: &str = "self-check";
 
 /// Elects a one-node cluster in a scratch directory, commits a write
 /// through the log, reads it back linearizably, and checks it survives a
@@ -233,7 +231,7 @@ async fn check(ctx: &Context) -> anyhow::Result<String> {
     let mut config = (*ctx.section::<RaftConfig>()).clone();
     config.join = None;
     let dir = tempfile::tempdir().context("cannot make a scratch directory")?;
-    let node = open_node(&config, dir.path()).await?;
+    let node = open_node(&config, dir.path(), SCRATCH_SECRET).await?;
     let written = async {
         become_member(&node, &config, "http://127.0.0.1:0").await?;
         let put = Request::Put {
@@ -427,7 +425,9 @@ mod tests {
     async fn a_truncated_store_is_refused_with_its_path() {
         let dir = tempfile::tempdir().unwrap();
         let config = RaftConfig::default();
-        let node = open_node(&config, dir.path()).await.unwrap();
+        let node = open_node(&config, dir.path(), SCRATCH_SECRET)
+            .await
+            .unwrap();
         become_member(&node, &config, "http://127.0.0.1:0")
             .await
             .unwrap();

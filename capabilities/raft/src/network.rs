@@ -23,12 +23,11 @@ type NodeId = u64;
 pub const CLUSTER_HEADER: &str = "x-hakiri-cluster";
 
 /// A client for this cluster's peers.
-pub fn peer_client(cluster: &str, secret: Option<&str>) -> HttpClient {
-    let mut headers = vec![(CLUSTER_HEADER, cluster.to_string())];
-    if let Some(s) = secret {
-        headers.push(("authorization", format!("Bearer {s}")));
-    }
-    HttpClient::new(headers)
+pub fn peer_client(cluster: &str, secret: &str) -> HttpClient {
+    HttpClient::new(vec![
+        (CLUSTER_HEADER, cluster.to_string()),
+        ("authorization", format!("Bearer {secret}")),
+    ])
 }
 
 /// Hands openraft a connection per peer; all share one pooled client.

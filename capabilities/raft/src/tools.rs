@@ -48,6 +48,48 @@ fn check_key(tool: &str, key: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// The keys and leases of the daemons' `coord://` catalog: a token writes
+/// them only for the datasets it grants (`hakiri auth token --dataset`),
+/// and an entry is stored only if it is that dataset's own.
+const CATALOG_PREFIX: &str = "catalog/datasets/";
+const DATASET_LEASE: &str = "dataset.";
+
+/// The dataset a key or lease name belongs to, if it is the catalog's.
+fn dataset_of<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    name.strip_prefix(prefix)
+}
+
+/// Asks whether the caller may write dataset `dataset`'s catalog key or lease.
+async fn authorize_dataset(ctx: &Context, dataset: Option<&str>) -> Result<(), ToolError> {
+    match dataset {
+        Some(d) => {
+            ctx.authorize_resource(hakiri_data_api::DATASET, d, true)
+                .await
+        }
+        None => Ok(()),
+    }
+}
+
+/// A catalog entry must name the dataset its key does, and its files must be
+/// that dataset's: otherwise a daemon's token could point one dataset's
+/// name at another's files and hand them to whoever may read the first.
+fn check_entry(tool: &str, dataset: &str, value: &str) -> Result<(), ToolError> {
+    let entry: Value = serde_json::from_str(value).map_err(|e| {
+        invalid(
+            tool,
+            format!("the value of a catalog key must be a dataset entry (JSON): {e}"),
+        )
+    })?;
+    if entry["name"].as_str() != Some(dataset) {
+        return Err(invalid(
+            tool,
+            format!("the catalog entry under `{CATALOG_PREFIX}{dataset}` must name dataset `{dataset}`, not {}", entry["name"]),
+        ));
+    }
+    let location = entry["location"].as_str().unwrap_or_default();
+    hakiri_data_api::check_location(dataset, location).map_err(|e| invalid(tool, e))
+}
+
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Empty {}
@@ -335,6 +377,11 @@ pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
             if i.value.len() > MAX_VALUE {
                 return Err(invalid("kv.put", format!("a value must be at most {MAX_VALUE} bytes, not {}", i.value.len())));
             }
+            let dataset = dataset_of(&i.key, CATALOG_PREFIX);
+            authorize_dataset(&ctx, dataset).await?;
+            if let Some(d) = dataset {
+                check_entry("kv.put", d, &i.value)?;
+            }
             write(&ctx, Request::Put { key: i.key, value: i.value, expect: i.expect_version, fence: i.lease.map(Fence::from) }).await
         },
     ))?;
@@ -343,6 +390,7 @@ pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "Deletes a key, under the same conditions as kv.put",
         |i: DeleteInput, ctx| async move {
             check_key("kv.delete", &i.key)?;
+            authorize_dataset(&ctx, dataset_of(&i.key, CATALOG_PREFIX)).await?;
             write(
                 &ctx,
                 Request::Delete {
@@ -362,6 +410,7 @@ pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
             if i.ttl_ms == 0 || i.ttl_ms > MAX_TTL_MS {
                 return Err(invalid("lease.acquire", format!("ttl_ms must be 1 to {MAX_TTL_MS}, not {}", i.ttl_ms)));
             }
+            authorize_dataset(&ctx, dataset_of(&i.name, DATASET_LEASE)).await?;
             write(&ctx, Request::Acquire { name: i.name, holder: i.holder, ttl_ms: i.ttl_ms, now_ms: 0 }).await
         },
     ))?;
@@ -369,6 +418,7 @@ pub(crate) fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "lease.release",
         "Gives a lease back, if the token still holds it",
         |i: ReleaseInput, ctx| async move {
+            authorize_dataset(&ctx, dataset_of(&i.name, DATASET_LEASE)).await?;
             write(
                 &ctx,
                 Request::Release {

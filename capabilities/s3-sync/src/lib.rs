@@ -82,6 +82,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .action(clap::ArgAction::SetTrue)
                     .help("Say what would be uploaded"),
             ),
+        hakiri_kernel::Acts::Operator,
         |m, ctx| async move {
             let target =
                 layout::Target::resolve(&ctx, m.get_one::<String>("to").map(String::as_str))?;
@@ -99,6 +100,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .value_name("s3://bucket/prefix")
                     .help("Default: [s3-sync] bucket and prefix"),
             ),
+        hakiri_kernel::Acts::Operator,
         |m, ctx| async move {
             let target =
                 layout::Target::resolve(&ctx, m.get_one::<String>("from").map(String::as_str))?;
@@ -108,7 +110,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     )?;
     r.tool(Tool::typed(
         "s3.list",
-        "List objects under a prefix in the configured S3 bucket",
+        "List objects under a prefix in the configured S3 bucket (with a token: only the objects of datasets it grants)",
         |input: ListInput, ctx| async move { Ok(list(&ctx, &input.prefix).await?) },
     ))?;
     r.check(|ctx| async move { self_check(&ctx).await });
@@ -194,14 +196,41 @@ async fn list(ctx: &Context, prefix: &str) -> anyhow::Result<Vec<Object>> {
         .try_collect()
         .await
         .context("cannot list the bucket")?;
-    Ok(metas
-        .into_iter()
-        .map(|m| Object {
-            key: m.location.to_string(),
+    // A token sees the objects of the datasets it may read, nothing else:
+    // not the other datasets' names, nor whatever else the bucket holds.
+    let scoped = ctx.caller().credential().is_some();
+    let mut granted: std::collections::HashMap<String, bool> = Default::default();
+    let mut out = Vec::new();
+    for m in metas {
+        let key = m.location.to_string();
+        if scoped {
+            let Some(dataset) = dataset_of(&cfg.prefix, &key) else {
+                continue;
+            };
+            if !granted.contains_key(dataset) {
+                let ok = hakiri_data_api::authorize_dataset(ctx, dataset, false)
+                    .await
+                    .is_ok();
+                granted.insert(dataset.to_string(), ok);
+            }
+            if !granted[dataset] {
+                continue;
+            }
+        }
+        out.push(Object {
+            key,
             size: m.size,
             modified: m.last_modified.to_rfc3339(),
-        })
-        .collect())
+        });
+    }
+    Ok(out)
+}
+
+/// The dataset whose object `key` is (`<prefix>/datasets/<name>/…`), if any.
+fn dataset_of<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
+    let below = join(prefix, "datasets/");
+    let rest = key.strip_prefix(below.as_str())?.strip_prefix('/')?;
+    rest.split_once('/').map(|(name, _)| name)
 }
 
 fn join(a: &str, b: &str) -> String {

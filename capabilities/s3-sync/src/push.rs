@@ -248,7 +248,7 @@ pub async fn pull(ctx: &Context, target: &Target, names: &[String]) -> anyhow::R
         if catalog
             .get(&name)
             .await?
-            .is_some_and(|local| local.source == sources.join(" "))
+            .is_some_and(|local| local.source == hakiri_data_api::redact_source(&sources.join(" ")))
         {
             println!("{name}: already at {origin}");
             continue;

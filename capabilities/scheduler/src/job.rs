@@ -53,6 +53,13 @@ pub struct RefreshJob {
     pub schedule: Schedule,
     /// The other ingest options, passed through as `datasets.ingest` input.
     pub ingest: serde_json::Map<String, serde_json::Value>,
+    /// `trusted = true`: fetched with the operator's own rights, like
+    /// `hakiri ingest`. Otherwise (the default) the job is fetched as a
+    /// remote caller's ingest is: `[connectors]` allow-lists, the address
+    /// filter on every redirect, byte and decompression caps, since what an
+    /// upstream answers (a redirect to a metadata endpoint, say) lands in a
+    /// dataset agents read.
+    pub trusted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +93,8 @@ struct RawJob {
     delimiter: Option<char>,
     #[serde(default)]
     header: Option<bool>,
+    #[serde(default)]
+    trusted: bool,
 }
 
 impl TryFrom<RawJob> for RefreshJob {
@@ -138,6 +147,7 @@ impl TryFrom<RawJob> for RefreshJob {
             source: raw.source,
             schedule,
             ingest,
+            trusted: raw.trusted,
         })
     }
 }

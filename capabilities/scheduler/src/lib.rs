@@ -66,6 +66,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
                     .action(ArgAction::SetTrue)
                     .help("Print JSON"),
             ),
+        hakiri_kernel::Acts::Operator,
         |m, ctx| async move { refresh_command(&m, &ctx).await },
     )?;
     r.check(|ctx| async move {
@@ -90,7 +91,7 @@ fn status(ctx: &Context, job: &RefreshJob) -> Value {
     let when = |t: Option<u64>| t.map(rfc3339);
     json!({
         "dataset": job.dataset,
-        "source": hakiri_data_api::redact(&job.source),
+        "source": hakiri_data_api::redact_source(&job.source),
         "schedule": job.schedule.describe(),
         "outcome": st.outcome,
         "last_run": when(st.last_start),

@@ -6,7 +6,7 @@ use crate::job::{RefreshJob, SchedulerConfig};
 use crate::state::{self, JobState, Outcome};
 use anyhow::{bail, Context as _};
 use hakiri_kernel::clock::unix_now;
-use hakiri_kernel::Context;
+use hakiri_kernel::{Caller, Context};
 use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -88,6 +88,17 @@ pub async fn run_once(ctx: &Context, job: &RefreshJob) -> anyhow::Result<Ran> {
 }
 
 async fn refresh(ctx: &Context, job: &RefreshJob, st: &mut JobState) -> anyhow::Result<Ran> {
+    // An untrusted job's fetch is an agent's: the connectors apply their
+    // remote policy to it, and its ingest may touch only its own dataset.
+    let ctx = &if job.trusted {
+        ctx.clone()
+    } else {
+        ctx.with_caller(Caller::Agent {
+            transport: "refresh",
+            session: Some(job.dataset.clone()),
+            credential: None,
+        })
+    };
     let is_http = job.source.starts_with("http://") || job.source.starts_with("https://");
     let mut fresh = Validators::default();
     if is_http {
@@ -101,7 +112,7 @@ async fn refresh(ctx: &Context, job: &RefreshJob, st: &mut JobState) -> anyhow::
             etag: st.etag.clone(),
             last_modified: st.last_modified.clone(),
         });
-        match head(ctx, &job.source, known.as_ref()).await? {
+        match head(ctx, &job.source, known.as_ref(), job.trusted).await? {
             Head::NotModified => return Ok(Ran::Unchanged),
             Head::Changed(v) => fresh = v,
         }
@@ -112,7 +123,13 @@ async fn refresh(ctx: &Context, job: &RefreshJob, st: &mut JobState) -> anyhow::
     let report = ctx
         .call("datasets.ingest", Value::Object(input))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| match job.trusted {
+            true => anyhow::anyhow!("{e}"),
+            false => anyhow::anyhow!(
+                "{e} (a [[refresh]] job is fetched as a remote caller's ingest: allow its source in [connectors], \
+                 or set `trusted = true` on the job to fetch it with your own rights)"
+            ),
+        })?;
     st.etag = fresh.etag;
     st.last_modified = fresh.last_modified;
     Ok(Ran::Refreshed {
@@ -128,12 +145,20 @@ enum Head {
 
 /// `HEAD source` with the previous validators. A server that does not do
 /// HEAD (405/501) just means no conditional fetch.
-async fn head(ctx: &Context, url: &str, known: Option<&Validators>) -> anyhow::Result<Head> {
+/// An untrusted job's HEAD follows no redirect: a 3xx only means "fetch
+/// it", and the fetch (through the connectors' guard) decides where to go.
+async fn head(
+    ctx: &Context,
+    url: &str,
+    known: Option<&Validators>,
+    trusted: bool,
+) -> anyhow::Result<Head> {
     let cfg = ctx.section::<SchedulerConfig>();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_millis(cfg.head_timeout_ms))
-        .build()
-        .context("cannot build the HTTP client")?;
+    let mut client = reqwest::Client::builder().timeout(Duration::from_millis(cfg.head_timeout_ms));
+    if !trusted {
+        client = client.redirect(reqwest::redirect::Policy::none());
+    }
+    let client = client.build().context("cannot build the HTTP client")?;
     let mut request = client.head(url);
     if let Some(known) = known {
         if let Some(etag) = &known.etag {
@@ -152,7 +177,10 @@ async fn head(ctx: &Context, url: &str, known: Option<&Validators>) -> anyhow::R
     if status == StatusCode::NOT_MODIFIED {
         return Ok(Head::NotModified);
     }
-    if status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_IMPLEMENTED {
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        || status == StatusCode::NOT_IMPLEMENTED
+        || status.is_redirection()
+    {
         return Ok(Head::Changed(Validators::default()));
     }
     if !status.is_success() {

@@ -24,6 +24,15 @@ pub fn search_command() -> Command {
         .arg(Arg::new("format").long("format").default_value("table").value_parser(["table", "json", "ndjson", "csv"]))
 }
 
+/// The tool each `--mode` performs, as an agent would call it.
+pub fn acts(m: &ArgMatches) -> hakiri_kernel::Acts {
+    hakiri_kernel::Acts::As(match m.get_one::<String>("mode").map(String::as_str) {
+        Some("vector") => "search.vector",
+        Some("hybrid") => "search.hybrid",
+        _ => "search.dataset",
+    })
+}
+
 /// Reads a query given as a JSON array of numbers; `None` for text.
 fn query_vector(query: &str) -> anyhow::Result<Option<Vec<f32>>> {
     if !query.trim_start().starts_with('[') {

@@ -57,8 +57,16 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
         "text-index",
         std::sync::Arc::new(dataset_index::IndexStatus),
     )?;
-    r.command(commands::search_command(), commands::run_search)?;
-    r.command(index_commands::index_command(), index_commands::run_index)?;
+    r.command(
+        commands::search_command(),
+        hakiri_kernel::Acts::By(commands::acts),
+        commands::run_search,
+    )?;
+    r.command(
+        index_commands::index_command(),
+        hakiri_kernel::Acts::Operator,
+        index_commands::run_index,
+    )?;
     r.check(|_ctx| async {
         let docs = [
             "The old man and the sea".to_string(),

@@ -70,6 +70,7 @@ pub async fn current(ctx: &Context, dataset: &str) -> anyhow::Result<(DatasetEnt
 
 /// Runs `req`: the hits as JSON objects, best first, and whether any cell was cut.
 pub async fn search(ctx: &Context, req: Request) -> anyhow::Result<(Vec<serde_json::Value>, bool)> {
+    hakiri_data_api::authorize_dataset(ctx, &req.dataset, false).await?;
     if req.query.chars().count() > MAX_QUERY_CHARS {
         bail!("the query is longer than {MAX_QUERY_CHARS} characters");
     }

@@ -34,7 +34,7 @@ fn register(r: &mut Registrar) -> Result<(), KernelError> {
     r.config::<hakiri_cap_connectors::ConnectorsConfig>()?;
     r.state(Installed::default())?;
     r.provide::<dyn hakiri_data_api::Connector>("wasm", Arc::new(connector::WasmConnectors))?;
-    r.command(cli::command(), cli::run)?;
+    r.command(cli::command(), hakiri_kernel::Acts::Operator, cli::run)?;
     r.installed(|ctx| {
         let list = ctx
             .state::<Installed>()

@@ -71,8 +71,15 @@ pub fn request(
         deadline: Instant::now() + timeout,
         timeout,
     };
+    // A `Host` among `headers` replaces the URL's (a DNS-rebinding test).
+    let own_host = !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\n{}Connection: close\r\nContent-Length: {}\r\n",
+        if own_host {
+            format!("Host: {host}\r\n")
+        } else {
+            String::new()
+        },
         body.len()
     );
     for (name, value) in headers {

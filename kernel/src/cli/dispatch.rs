@@ -2,6 +2,7 @@
 
 use super::{build_cli, report, serve};
 use crate::context::Context;
+use crate::registry::Acts;
 use crate::report::BuildInfo;
 use anyhow::{anyhow, Context as _};
 use clap::ArgMatches;
@@ -22,8 +23,9 @@ pub(super) async fn dispatch(matches: ArgMatches, ctx: Context) -> anyhow::Resul
     match name {
         "capabilities" => report::capabilities(sub, &ctx).await,
         "version" => version(sub, &ctx),
-        "tools" => tools(sub, &ctx),
+        "tools" => tools(sub, &ctx).await,
         "call" => call(sub, &ctx).await,
+        "serve" if ctx.caller().credential().is_some() => Err(operator_only("serve")),
         "serve" => serve::serve(&ctx).await,
         other => {
             let entry = ctx
@@ -31,9 +33,44 @@ pub(super) async fn dispatch(matches: ArgMatches, ctx: Context) -> anyhow::Resul
                 .commands
                 .get(other)
                 .ok_or_else(|| anyhow!("unknown command `{other}`"))?;
-            (entry.item.1)(sub.clone(), ctx.clone()).await
+            let ctx = under_token(&ctx, other, entry.item.acts, sub).await?;
+            (entry.item.handler)(sub.clone(), ctx).await
         }
     }
+}
+
+/// The context a capability's command runs in: with no token, the local
+/// user's; with one, the command's declared [`Acts`] decide, before it runs.
+async fn under_token(
+    ctx: &Context,
+    name: &str,
+    acts: Acts,
+    m: &ArgMatches,
+) -> anyhow::Result<Context> {
+    if ctx.caller().credential().is_none() {
+        return Ok(ctx.clone());
+    }
+    match acts {
+        Acts::By(decide) => {
+            let sub = m
+                .subcommand_name()
+                .map_or(name.to_string(), |s| format!("{name} {s}"));
+            Box::pin(under_token(ctx, &sub, decide(m), m)).await
+        }
+        Acts::Delegates => Ok(ctx.clone()),
+        Acts::Operator => Err(operator_only(name)),
+        Acts::As(tool) => {
+            ctx.authorize(tool, &serde_json::Value::Null).await?;
+            Ok(ctx.running(tool))
+        }
+    }
+}
+
+fn operator_only(name: &str) -> anyhow::Error {
+    anyhow!(
+        "`{name}` is an operator's command on this machine and does not act under a token; \
+         run it without --token, --token-file and HAKIRI_TOKEN"
+    )
 }
 
 fn version(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -66,12 +103,16 @@ fn version(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn tools(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
-    if m.get_flag("json") {
-        let list: Vec<_> = ctx
-            .registry
+async fn tools(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
+    let callable = ctx.callable_tools().await;
+    let shown = || {
+        ctx.registry
             .tools
             .iter()
+            .filter(|(name, _)| callable.contains(&name.as_str()))
+    };
+    if m.get_flag("json") {
+        let list: Vec<_> = shown()
             .map(|(name, t)| {
                 serde_json::json!({
                     "name": name,
@@ -92,7 +133,7 @@ fn tools(m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
             .unwrap_or(4)
             .max(4);
         println!("{:w$}  {:16}  DESCRIPTION", "TOOL", "CAPABILITY");
-        for (name, t) in &ctx.registry.tools {
+        for (name, t) in shown() {
             println!("{name:w$}  {:16}  {}", t.owner.name, t.item.description);
         }
     }

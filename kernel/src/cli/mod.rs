@@ -143,6 +143,12 @@ fn cli_credential(matches: &clap::ArgMatches) -> Result<Option<Credential>, Stri
         }
         return Ok(Some(Credential::new(token)));
     }
+    if matches.value_source("token") == Some(clap::parser::ValueSource::CommandLine) {
+        eprintln!(
+            "hakiri: warning: a token given with --token is visible to every user of this machine (ps); \
+             use --token-file FILE or $HAKIRI_TOKEN"
+        );
+    }
     Ok(matches
         .get_one::<String>("token")
         .map(|t| t.trim())
@@ -253,7 +259,7 @@ fn build_cli(registry: &Registry, profile: &Profile) -> Command {
         )
         .subcommands(kernel_commands());
     for entry in registry.commands.values() {
-        cli = cli.subcommand(entry.item.0.clone());
+        cli = cli.subcommand(entry.item.command.clone());
     }
     cli
 }

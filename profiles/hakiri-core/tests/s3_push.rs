@@ -392,3 +392,56 @@ fn a_throttling_server_is_waited_out() {
     assert_eq!(sum, "s\n7\n");
     assert_eq!(reading.throttled(), 3, "the read met the throttling");
 }
+
+/// `s3.list` under a token shows the objects of the datasets it grants,
+/// not the other datasets' names and parts (issue I10); the local user
+/// still sees the whole prefix.
+#[test]
+fn s3_list_under_a_token_shows_only_its_datasets() {
+    let aws = skip_unless_configured!("HAKIRI_TEST_AWS_ENDPOINT");
+    let bucket = Bucket::create(&aws, "hakiri-list");
+    let mut env = bucket.env();
+    env.push(("HAKIRI_S3_SYNC__BUCKET", bucket.name.clone()));
+    env.push(("HAKIRI_S3_SYNC__PREFIX", "team".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let home = Home::new();
+    let ok = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut all = env.clone();
+        all.extend_from_slice(extra);
+        let out = run_with(BIN, home.path(), args, &all, &[]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    for name in ["sales", "hr"] {
+        let csv = home.path().join(format!("{name}.csv"));
+        std::fs::write(&csv, "a,b\n1,2\n").unwrap();
+        ok(&["ingest", csv.to_str().unwrap(), "--as", name, "-q"], &[]);
+    }
+    ok(&["push"], &[]);
+    let token = hakiri_testkit::mint_token(
+        BIN,
+        home.path(),
+        &["--tool", "s3.list", "--dataset", "sales"],
+    );
+    let keys = |extra: &[(&str, &str)]| -> Vec<String> {
+        let listed: serde_json::Value =
+            serde_json::from_str(&ok(&["call", "s3.list", "{}"], extra)).unwrap();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = keys(&[]);
+    assert!(
+        all.iter().any(|k| k.starts_with("team/datasets/hr/")),
+        "{all:?}"
+    );
+    let scoped = keys(&[("HAKIRI_TOKEN", &token)]);
+    assert!(!scoped.is_empty(), "its own dataset's objects are listed");
+    assert!(
+        scoped.iter().all(|k| k.starts_with("team/datasets/sales/")),
+        "{scoped:?}"
+    );
+}

@@ -122,10 +122,54 @@ fn sum(home: &Path) -> String {
     text(&out.stdout)
 }
 
+/// The job fetches as a remote caller would (the default): its upstream is
+/// allowed in `[connectors]`, as an operator would allow it.
 fn configure(home: &Home, url: &str) {
+    let base = &url[..url.rfind('/').unwrap() + 1];
     home.write_config(&format!(
-        "[[refresh]]\ndataset = \"sales\"\nsource = \"{url}\"\nevery = \"1s\"\n\n[scheduler]\nretry_base_ms = 200\n"
+        "[[refresh]]\ndataset = \"sales\"\nsource = \"{url}\"\nevery = \"1s\"\n\n[scheduler]\nretry_base_ms = 200\n\
+         [connectors]\nallow_urls = [\"{base}\"]\nallow_addresses = [\"127.0.0.1\"]\n"
     ));
+}
+
+/// I5: an upstream that redirects a job to a metadata endpoint gets nothing
+/// fetched from there and nothing published; the job fails with the reason.
+#[test]
+fn an_untrusted_job_does_not_follow_its_upstream_anywhere() {
+    let metadata = TcpListener::bind("127.0.0.2:0").unwrap();
+    metadata.set_nonblocking(true).unwrap();
+    let target = format!(
+        "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/role",
+        metadata.local_addr().unwrap().port()
+    );
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/feed.csv", upstream.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in upstream.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(stream.try_clone().unwrap()).read_line(&mut line);
+            let _ = stream.write_all(
+                format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+            );
+        }
+    });
+    let home = Home::new();
+    configure(&home, &url);
+    let out = run(BIN, home.path(), &["refresh", "sales"]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("redirect to"), "{err}");
+    assert!(
+        err.contains("trusted = true"),
+        "the way out is named: {err}"
+    );
+    assert_eq!(job(home.path())["outcome"], "failed");
+    assert!(
+        metadata.accept().is_err(),
+        "the metadata address was reached"
+    );
+    let listed = json(home.path(), &["datasets", "--json"]);
+    assert_eq!(listed, serde_json::json!([]), "nothing was published");
 }
 
 #[test]

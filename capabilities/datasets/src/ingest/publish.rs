@@ -13,6 +13,9 @@ pub async fn ingest(
     progress: indicatif::ProgressBar,
 ) -> Result<IngestReport> {
     store::validate_name(&input.name)?;
+    // Here, not in each front door: the CLI under a token and every tool
+    // reach ingest through this function.
+    hakiri_data_api::authorize_dataset(ctx, &input.name, true).await?;
     if input.sources.is_empty() {
         bail!("no sources given; name files, globs, directories, URLs or - for stdin");
     }
@@ -63,7 +66,7 @@ async fn publish(
                 name: name.clone(),
                 version,
                 location: target.display().to_string(),
-                source: input.sources.join(" "),
+                source: hakiri_data_api::redact_source(&input.sources.join(" ")),
                 rows: report.rows,
                 bytes: report.bytes,
                 schema: report.schema.clone(),
