@@ -9,7 +9,10 @@ use std::process::ExitCode;
 
 pub fn command() -> Command {
     let token_arg = || {
-        Arg::new("token")
+        // Not id `token`: that is the global `--token`, whose value clap
+        // would take from this argument and run the command under.
+        Arg::new("subject")
+            .value_name("TOKEN")
             .required_unless_present("token-in")
             .help("The token (base64); or use --token-in FILE")
     };
@@ -100,7 +103,7 @@ fn token_of(m: &ArgMatches) -> anyhow::Result<String> {
             .map(|t| t.trim().to_string())
             .map_err(|e| anyhow::anyhow!("cannot read --token-in {}: {e}", path.display()));
     }
-    Ok(m.get_one::<String>("token").cloned().unwrap_or_default())
+    Ok(m.get_one::<String>("subject").cloned().unwrap_or_default())
 }
 
 pub async fn run(m: ArgMatches, ctx: Context) -> anyhow::Result<ExitCode> {

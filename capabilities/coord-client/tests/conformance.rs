@@ -65,7 +65,7 @@ fn entry(name: &str, version: u64) -> hakiri_data_api::DatasetEntry {
     hakiri_data_api::DatasetEntry {
         name: name.into(),
         version,
-        location: format!("/shared/{name}/v{version}"),
+        location: format!("/shared/datasets/{name}/v{version}"),
         source: "s.csv".into(),
         rows: 1,
         bytes: 1,

@@ -216,7 +216,10 @@ fn a_lambda_answers_sql_over_pushed_datasets_through_a_function_url() {
     );
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["error"].as_str().unwrap().contains("Permission Error"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not available to agents"),
         "{body}"
     );
     let (status, body) = call(

@@ -84,7 +84,7 @@ fn the_python_sdk_gets_exactly_what_its_token_grants() {
             c[1]["text"][0]
                 .as_str()
                 .unwrap()
-                .contains("Permission Error"),
+                .contains("not available to agents"),
             "{answer}"
         );
         assert_eq!(c[2]["is_error"], true, "{answer}");
